@@ -1,0 +1,71 @@
+# Set-up and everyday jobs. `make demo` and `make test` are all a fresh Debian machine needs.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_TEST := chromium chromium-driver fonts-dejavu-core fonts-liberation2
+# Typefaces the committed model is pretrained on; more faces, better generalisation.
+APT_FONTS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf \
+	fonts-roboto-unhinted fonts-open-sans fonts-lato fonts-crosextra-carlito \
+	fonts-crosextra-caladea fonts-inconsolata fonts-cantarell fonts-hack \
+	fonts-jetbrains-mono fonts-croscore fonts-go fonts-noto-mono fonts-b612 \
+	fonts-comic-neue fonts-courier-prime fonts-quicksand fonts-league-spartan \
+	fonts-mplus fonts-firacode fonts-sil-andika fonts-sil-charis fonts-urw-base35 fonts-texgyre
+MNIST ?= ../shared/data/mnist-digits.npz
+MODEL ?= models/gridreader-v1
+
+.PHONY: demo test lint typecheck pytest sysdeps-test sysdeps-fonts model samples bench clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/gridreader batch data/samples --out out/demo
+	@echo "CSVs in out/demo/, per-cell confidences in out/demo/report.jsonl"
+
+# Installs apt packages only when they are missing, and only as root.
+define apt_ensure
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing apt packages:$$missing (run as root or install them)"; exit 1; fi; \
+	fi
+endef
+
+sysdeps-test:
+	$(call apt_ensure,$(APT_TEST))
+
+sysdeps-fonts:
+	$(call apt_ensure,$(APT_FONTS))
+
+lint: $(STAMP)
+	$(BIN)/ruff check gridreader capture labeller tests
+	$(BIN)/ruff format --check gridreader capture labeller tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) sysdeps-test
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test: sysdeps-test $(STAMP) lint typecheck pytest
+
+# Pretrains the committed default model (documented in README and its model card).
+model: $(STAMP) sysdeps-fonts
+	$(BIN)/gridreader train --classes 0-36 --mnist $(MNIST) --out $(MODEL)
+
+# Re-captures data/samples from data/pages with real headless Chromium.
+samples: $(STAMP) sysdeps-test
+	$(BIN)/python -m capture.samples data/pages data/samples
+
+bench: $(STAMP)
+	$(BIN)/gridreader eval ../shared/bench/dev/screens
+	$(BIN)/gridreader eval ../shared/bench/dev/scans
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

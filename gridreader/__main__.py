@@ -1,0 +1,3 @@
+from gridreader.cli import entry
+
+entry()

@@ -1,0 +1,220 @@
+"""Grid finding: from a picture to rows x cols of cell boxes.
+
+The stages are small pure functions:
+``estimate_skew`` -> ``measure_ink`` -> ``locate_structure`` / ``locate_text_block``
+-> ``find_edges`` (per axis) -> :class:`~gridreader.types.Grid`.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from gridreader.errors import NoTableError
+from gridreader.grid.ink import InkMaps, measure_ink
+from gridreader.grid.locate import Region, locate_structure, locate_text_block
+from gridreader.grid.rectify import estimate_skew, rotation_homography, warp_to_rectified
+from gridreader.grid.separators import (
+    drop_slivers,
+    regularise,
+    split_gaps,
+    structural_cuts,
+    text_bands,
+)
+from gridreader.preprocess import to_gray
+from gridreader.types import Box, CellBox, Grid
+
+__all__ = ["cell_boxes", "cut_cells", "find_grid", "rectify_image"]
+
+_MAX_WORK_SIDE = 2400
+
+
+def find_grid(image: np.ndarray) -> Grid:
+    """Find the table in an RGB image.
+
+    Raises:
+        NoTableError: nothing table-like was found.
+    """
+    h, w = image.shape[:2]
+    # Very large screenshots are analysed at reduced size; boxes are scaled back.
+    factor = min(1.0, _MAX_WORK_SIDE / max(h, w))
+    work = image if factor == 1.0 else cv2.resize(
+        image, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA
+    )
+    gray = to_gray(work)
+    angle = estimate_skew(gray)
+    to_rect, size = rotation_homography((work.shape[1], work.shape[0]), angle)
+    if angle:
+        work = warp_to_rectified(work, to_rect, size)
+        gray = to_gray(work)
+    maps = measure_ink(work, gray)
+    region = locate_structure(maps)
+    style = "structured"
+    if region is None:
+        region = locate_text_block(maps)
+        style = "text"
+    if region is None:
+        raise NoTableError("no table found")
+    cols = find_edges(maps, region, axis=1)
+    rows = find_edges(maps, region, axis=0)
+    cols = _extend_outer(maps, rows, cols, axis=1)
+    rows = _extend_outer(maps, rows, cols, axis=0)
+    if len(rows) < 2 or len(cols) < 2 or (len(rows) - 1) * (len(cols) - 1) < 2:
+        raise NoTableError("no table found (fewer than two cells)")
+    # Edges were found at work scale; express the grid at full resolution.
+    scale = np.diag([factor, factor, 1.0])
+    to_image = np.linalg.inv(scale) @ np.linalg.inv(to_rect) @ scale
+    return Grid(
+        row_edges=tuple(float(v) / factor for v in rows),
+        col_edges=tuple(float(v) / factor for v in cols),
+        to_image=to_image,
+        rectified_size=(int(round(size[0] / factor)), int(round(size[1] / factor))),
+        style=style,
+    )
+
+
+def find_edges(maps: InkMaps, region: Region, axis: int) -> list[float]:
+    """Boundaries of rows (``axis=0``) or columns (``axis=1``) inside ``region``."""
+    x0, y0, x1, y1 = region
+    th = maps.text_h
+    if axis == 0:
+        rules, steps = maps.rules_h[y0:y1, x0:x1], maps.steps_h[y0:y1, x0:x1]
+        glyphs = maps.glyphs[y0:y1, x0:x1].sum(axis=1)
+        rule_cover, step_cover = rules.mean(axis=1), steps.mean(axis=1)
+        offset = y0
+    else:
+        rules, steps = maps.rules_v[y0:y1, x0:x1], maps.steps_v[y0:y1, x0:x1]
+        glyphs = maps.glyphs[y0:y1, x0:x1].sum(axis=0)
+        rule_cover, step_cover = rules.mean(axis=0), steps.mean(axis=0)
+        offset = x0
+    raw = text_bands(glyphs, min_gap=1)
+    bands = text_bands(glyphs, min_gap=split_gaps(raw, th)) if axis == 1 else raw
+    merge = max(2.0, 0.35 * th)
+    rule_cuts = structural_cuts(rule_cover, merge)
+    # Glyph outlines make colour steps too, along the top and bottom of a line
+    # of text; a fill or tint boundary keeps clear of the text.
+    step_cuts = [c for c in structural_cuts(step_cover, merge) if not _near_text(c, bands, th)]
+    cuts = _merge_cuts(rule_cuts, step_cuts, merge)
+    length = len(rule_cover)
+    if len(cuts) >= 2:
+        # Text outside the outermost rules is added later, and only if it lines
+        # up with the table (see _extend_outer).
+        edges = list(cuts)
+    elif bands:
+        edges = _edges_from_bands(bands, length)
+    else:
+        return []
+    edges = regularise(edges)
+    edges = drop_slivers(edges, max(3.0, 0.5 * th))
+    return [e + offset for e in edges]
+
+
+def _near_text(cut: float, bands: list[tuple[int, int]], th: float) -> bool:
+    return any(s - 0.2 * th <= cut <= e + 0.2 * th for s, e in bands)
+
+
+def _merge_cuts(a: list[float], b: list[float], merge: float) -> list[float]:
+    out: list[float] = []
+    for c in sorted(a + b):
+        if out and c - out[-1] <= merge:
+            out[-1] = (out[-1] + c) / 2
+        else:
+            out.append(c)
+    return out
+
+
+def _edges_from_bands(bands: list[tuple[int, int]], length: int) -> list[float]:
+    mids = [(a[1] + b[0]) / 2.0 for a, b in zip(bands, bands[1:], strict=False)]
+    gaps = [b[0] - a[1] for a, b in zip(bands, bands[1:], strict=False)]
+    half = float(np.median(gaps)) / 2.0 if gaps else 0.25 * (bands[0][1] - bands[0][0])
+    first = max(0.0, bands[0][0] - half)
+    last = min(float(length), bands[-1][1] + half)
+    return [first, *mids, last]
+
+
+def _extend_outer(
+    maps: InkMaps, rows: list[float], cols: list[float], axis: int
+) -> list[float]:
+    """Add a row (``axis=0``) or column just outside the outermost edges when it
+    holds text that lines up with the table.
+
+    Zebra tables often leave the first row untinted and unruled, and many ruled
+    tables draw inner rules only.
+    """
+    along, across = (rows, cols) if axis == 0 else (cols, rows)
+    if len(along) < 3 or len(across) < 2:
+        return along
+    g = maps.glyphs if axis == 0 else maps.glyphs.T
+    pitch = float(np.median(np.diff(along)))
+    th = maps.text_h
+    a0, a1 = int(across[0]), int(across[-1])
+    out = list(along)
+    for direction in (-1, 1):
+        edge = out[0] if direction < 0 else out[-1]
+        lo = int(max(0, edge - pitch)) if direction < 0 else int(edge) + 1
+        hi = int(edge) if direction < 0 else int(min(g.shape[0], edge + pitch))
+        if hi - lo < 3:
+            continue
+        win = g[lo:hi, a0:a1]
+        bands = text_bands(win.sum(axis=1), min_gap=1)
+        if not bands:
+            continue
+        extent = bands[-1][1] - bands[0][0]
+        if extent < 0.3 * th or extent > max(1.4 * th, 0.9 * pitch):
+            continue
+        # Text that runs into the far end of the window continues beyond it.
+        far_end = bands[0][0] == 0 if direction < 0 else bands[-1][1] == hi - lo
+        if far_end:
+            continue
+        # Its ink must sit inside the cells, not run across the table's edges.
+        ink = win.sum(axis=0) > 0
+        inner = [int(c) - a0 for c in across[1:-1]]
+        crossing = sum(1 for c in inner if ink[max(0, c - 1) : c + 2].any())
+        if inner and crossing > 0.25 * len(inner):
+            continue
+        if direction < 0:
+            out.insert(0, max(0.0, edge - pitch))
+        else:
+            out.append(min(float(g.shape[0]), edge + pitch))
+    return out
+
+
+def cell_boxes(grid: Grid) -> list[CellBox]:
+    """Every cell's box in input-image pixels, row-major."""
+    out = []
+    for r in range(grid.rows):
+        for c in range(grid.cols):
+            out.append(CellBox(r, c, _image_box(grid, r, c)))
+    return out
+
+
+def _image_box(grid: Grid, r: int, c: int) -> Box:
+    x0, x1 = grid.col_edges[c], grid.col_edges[c + 1]
+    y0, y1 = grid.row_edges[r], grid.row_edges[r + 1]
+    pts = np.array([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]], np.float64)
+    img = cv2.perspectiveTransform(pts, grid.to_image)[0]
+    return (
+        int(np.floor(img[:, 0].min())),
+        int(np.floor(img[:, 1].min())),
+        int(np.ceil(img[:, 0].max())),
+        int(np.ceil(img[:, 1].max())),
+    )
+
+
+def rectify_image(image: np.ndarray, grid: Grid) -> np.ndarray:
+    """The input image resampled into the grid's full-resolution rectified frame."""
+    if np.allclose(grid.to_image, np.eye(3), atol=1e-9):
+        return image
+    return warp_to_rectified(image, np.linalg.inv(grid.to_image), grid.rectified_size)
+
+
+def cut_cells(rectified: np.ndarray, grid: Grid) -> list[np.ndarray]:
+    """Crops of every cell from the rectified image, row-major."""
+    h, w = rectified.shape[:2]
+    ys = [min(h, max(0, round(v))) for v in grid.row_edges]
+    xs = [min(w, max(0, round(v))) for v in grid.col_edges]
+    return [
+        rectified[ys[r] : max(ys[r] + 1, ys[r + 1]), xs[c] : max(xs[c] + 1, xs[c + 1])]
+        for r in range(grid.rows)
+        for c in range(grid.cols)
+    ]

@@ -1,0 +1,181 @@
+"""Low-level evidence maps: thin ink (text and rules), long rules, and long colour steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class InkMaps:
+    """What the separator search looks at, all in one (rectified) frame.
+
+    Attributes:
+        glyphs: uint8 mask of text-like ink (rules removed).
+        rules_h: uint8 mask of long horizontal rules (lines, thin gaps between fills).
+        rules_v: uint8 mask of long vertical rules.
+        steps_h: uint8 mask of long horizontal colour steps (fills, zebra tints).
+        steps_v: uint8 mask of long vertical colour steps.
+        text_h: typical glyph height in px.
+    """
+
+    glyphs: np.ndarray
+    rules_h: np.ndarray
+    rules_v: np.ndarray
+    steps_h: np.ndarray
+    steps_v: np.ndarray
+    text_h: float
+
+
+def thin_ink(gray: np.ndarray, kernel: int = 15) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of thin strokes, dark-on-light and light-on-dark alike.
+
+    Black-hat and top-hat keep features narrower than the kernel whatever the
+    polarity, so dark themes, coloured cells with white digits and white gaps
+    between fills all come out the same way, while large fills vanish. Either
+    polarity is kept only where it is sparse: ink is the minority, and the white
+    space between dense dark digits is narrow too but it is the majority.
+
+    Returns:
+        ``(strong, faint)`` uint8 masks: strong strokes, and everything with a
+        little contrast (faint rules are often light gray).
+    """
+    k = cv2.getStructuringElement(cv2.MORPH_RECT, (kernel, kernel))
+    win = (2 * kernel + 1, 2 * kernel + 1)
+    strong = np.zeros(gray.shape, np.uint8)
+    faint = np.zeros(gray.shape, np.uint8)
+    for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT):
+        mag = cv2.morphologyEx(gray, op, k)
+        top = float(np.percentile(mag, 99.7))
+        hi = (mag > max(22.0, 0.35 * top)).astype(np.uint8)
+        lo = (mag > max(14.0, 0.12 * top)).astype(np.uint8)
+        strong_here = hi & (cv2.blur(hi.astype(np.float32), win) < 0.42)
+        strong |= strong_here
+        faint |= (lo & (cv2.blur(lo.astype(np.float32), win) < 0.42)) | strong_here
+    return strong, faint
+
+
+def glyph_edges(gray: np.ndarray, text_h: float) -> np.ndarray:
+    """Outlines of characters: edges, minus every straight run longer than a
+    glyph's own strokes (rules, fill and tint boundaries).
+
+    Edges do not care which colour is background, so white digits on red or
+    black fills, dark themes and plain tables all give the same outlines.
+    """
+    edges = cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 40, 110)
+    run = max(6, int(round(1.35 * text_h)))
+    straight = long_runs(edges, run, True) | long_runs(edges, run, False)
+    edges = edges & ~cv2.dilate(straight, np.ones((3, 3), np.uint8))
+    return (edges > 0).astype(np.uint8)
+
+
+def estimate_text_height(mask: np.ndarray) -> float:
+    """Median height of glyph-like connected components (px)."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return 0.0
+    w = stats[1:, cv2.CC_STAT_WIDTH]
+    h = stats[1:, cv2.CC_STAT_HEIGHT]
+    area = stats[1:, cv2.CC_STAT_AREA]
+    ok = (h >= 4) & (h <= min(200, 0.4 * mask.shape[0])) & (w <= 2.5 * h) & (w >= 1) & (area >= 6) & (area <= 0.9 * w * h + 1)
+    if ok.sum() < 3:
+        ok = (h >= 3) & (h <= 200) & (w <= 3 * h)
+    if not ok.any():
+        return 0.0
+    hs = np.sort(h[ok])
+    # The upper half of heights are digits and capitals; punctuation and specks
+    # pull a plain median down.
+    return float(np.median(hs[len(hs) // 3 :]))
+
+
+def long_runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
+    """Keep only runs of at least ``length`` px along one axis."""
+    length = max(3, int(length))
+    size = (length, 1) if horizontal else (1, length)
+    k = cv2.getStructuringElement(cv2.MORPH_RECT, size)
+    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, k)
+
+
+def colour_steps(rgb: np.ndarray, horizontal: bool, threshold: int = 10) -> np.ndarray:
+    """Mask of edges between two flat areas of different colour.
+
+    Requiring both sides to stay flat for a few pixels keeps fill and tint
+    boundaries and drops the outlines of thin strokes (text, rules).
+    """
+    a = rgb.astype(np.int16) if rgb.ndim == 3 else rgb.astype(np.int16)[:, :, None]
+    if not horizontal:
+        a = a.transpose(1, 0, 2)
+    n = a.shape[0]
+    out = np.zeros(a.shape[:2], np.uint8)
+    if n < 7:
+        return out if horizontal else out.T
+    # Step between rows y-1 and y; flat over y-3..y-1 and y..y+2.
+    y = slice(3, n - 2)
+    step = np.abs(a[3 : n - 2] - a[2 : n - 3]).max(axis=2)
+    # JPEG noise inside a fill is a fraction of the step at its edge.
+    tol = np.maximum(6, step // 3)
+    flat_before = np.abs(a[2 : n - 3] - a[0 : n - 5]).max(axis=2) <= tol
+    flat_after = np.abs(a[3 : n - 2] - a[5:n]).max(axis=2) <= tol
+    out[y] = ((step >= threshold) & flat_before & flat_after).astype(np.uint8)
+    return out if horizontal else out.T
+
+
+def thin_rules(faint: np.ndarray, run: int, horizontal: bool, text_h: float) -> np.ndarray:
+    """Long, thin runs: rules. Thick ink (glyph bodies) is removed first, and the
+    small breaks where a rule crosses another are bridged."""
+    thick_len = max(5, int(round(0.4 * text_h)))
+    across = (1, thick_len) if horizontal else (thick_len, 1)
+    thick = cv2.morphologyEx(faint, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, across))
+    thin = faint & ~thick
+    bridge = (5, 1) if horizontal else (1, 5)
+    thin = cv2.morphologyEx(thin, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, bridge))
+    return long_runs(thin, run, horizontal)
+
+
+def _text_height(mask: np.ndarray) -> float:
+    # Rules join a whole ruled table into one component; strip long straight
+    # runs (longer than any glyph stroke could be here) before measuring glyphs.
+    probe = max(15, min(mask.shape) // 8)
+    lines = long_runs(mask, probe, horizontal=True) | long_runs(mask, probe, horizontal=False)
+    return estimate_text_height(mask & ~cv2.dilate(lines, np.ones((3, 3), np.uint8)))
+
+
+def _keep_glyphs(mask: np.ndarray, text_h: float) -> np.ndarray:
+    """Only components shaped like characters: not specks, not seams or rule stubs."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return mask
+    w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    area = stats[:, cv2.CC_STAT_AREA]
+    long_side, short_side = np.maximum(w, h), np.minimum(w, h)
+    seam = (long_side >= 1.5 * text_h) & (short_side <= max(2, 0.2 * text_h))
+    keep = (h >= 0.3 * text_h) & (h <= 3 * text_h) & (w <= 6 * text_h) & (area >= 3) & ~seam
+    keep[0] = False
+    return keep[labels].astype(np.uint8)
+
+
+def measure_ink(rgb: np.ndarray, gray: np.ndarray) -> InkMaps:
+    """Build every evidence map the separator search needs."""
+    mask, faint = thin_ink(gray)
+    text_h = _text_height(mask) or 10.0
+    if text_h > 36:
+        # Big text has strokes as wide as the default kernel; widen it.
+        kernel = int(0.4 * text_h) | 1
+        mask, faint = thin_ink(gray, kernel)
+        text_h = _text_height(mask) or text_h
+    run = max(12, int(round(2.6 * text_h)))
+    # Lines of anti-aliased text and bold titles leave long runs of faint ink and
+    # colour steps too; nothing inside or hugging a glyph-sized blob is a rule.
+    glyphs = _keep_glyphs(glyph_edges(gray, text_h), text_h)
+    reach = max(5, int(round(0.3 * text_h)) | 1)
+    near_glyph = cv2.dilate(glyphs, np.ones((reach, reach), np.uint8))
+    faint = faint & ~near_glyph
+    rules_h = thin_rules(faint, run, True, text_h)
+    rules_v = thin_rules(faint, run, False, text_h)
+    # Fill edges only need to beat a single glyph's edge (a "1" stem is text_h long).
+    step_run = max(8, int(round(1.4 * text_h)))
+    steps_h = long_runs(colour_steps(rgb, True) & ~near_glyph, step_run, horizontal=True)
+    steps_v = long_runs(colour_steps(rgb, False) & ~near_glyph, step_run, horizontal=False)
+    return InkMaps(glyphs, rules_h, rules_v, steps_h, steps_v, text_h)

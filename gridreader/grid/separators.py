@@ -1,0 +1,103 @@
+"""Row and column boundaries along one axis of a table region."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_STRUCT_COVER = 0.3
+
+
+def runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` runs of True in a 1-D boolean array."""
+    f = np.concatenate([[False], flags.astype(bool), [False]])
+    d = np.diff(f.astype(np.int8))
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1)
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def structural_cuts(cover: np.ndarray, merge: float) -> list[float]:
+    """Centres of rule/step groups whose coverage of the region is high enough."""
+    cuts: list[list[int]] = []
+    for s, e in runs(cover >= _STRUCT_COVER):
+        if cuts and s - cuts[-1][1] <= merge:
+            cuts[-1][1] = e
+        else:
+            cuts.append([s, e])
+    return [(s + e - 1) / 2.0 for s, e in cuts]
+
+
+def text_bands(profile: np.ndarray, min_gap: float) -> list[tuple[int, int]]:
+    """Runs of text ink, with gaps narrower than ``min_gap`` bridged."""
+    bands: list[list[int]] = []
+    for s, e in runs(profile > 0):
+        if bands and s - bands[-1][1] < min_gap:
+            bands[-1][1] = e
+        else:
+            bands.append([s, e])
+    return [(s, e) for s, e in bands]
+
+
+def split_gaps(bands: list[tuple[int, int]], text_h: float) -> float:
+    """Smallest gap that separates two cells, learned from the gaps themselves.
+
+    Gaps inside a number (between its digits) are narrow and gaps between cells
+    wide; when both kinds occur, the widest jump in the sorted gap widths splits
+    them.
+    """
+    gaps = np.array([b[0] - a[1] for a, b in zip(bands, bands[1:], strict=False)], float)
+    floor = max(2.0, 0.12 * text_h)
+    if gaps.size == 0:
+        return floor
+    g = np.sort(gaps)
+    if g.size >= 2 and g[0] > 0:
+        ratios = g[1:] / np.maximum(g[:-1], 1.0)
+        i = int(np.argmax(ratios))
+        if ratios[i] >= 1.7 and g[i + 1] >= floor:
+            return float(max(floor, g[i] + 0.5))
+    return floor
+
+
+def regularise(edges: list[float], text_pitch: float | None = None) -> list[float]:
+    """Split intervals that are a whole multiple of the common pitch.
+
+    A missing separator (two adjacent same-colour fills, an empty row in a
+    borderless table) leaves an interval k times the usual one; tables with
+    uniform rows or columns are the norm, so such an interval is divided.
+    """
+    if len(edges) < 3:
+        return edges
+    d = np.diff(edges)
+    pitch = float(np.median(d))
+    if text_pitch:
+        pitch = min(pitch, text_pitch) if abs(pitch - text_pitch) / text_pitch < 0.6 else pitch
+    if pitch <= 0:
+        return edges
+    out = [edges[0]]
+    for a, b in zip(edges, edges[1:], strict=False):
+        k = round((b - a) / pitch)
+        if k >= 2 and abs((b - a) / pitch - k) < 0.18 * k:
+            out.extend(a + (b - a) * i / k for i in range(1, k))
+        out.append(b)
+    return out
+
+
+def drop_slivers(edges: list[float], min_size: float) -> list[float]:
+    """Merge intervals too small to hold a cell into their neighbours."""
+    out = list(edges)
+    changed = True
+    while changed and len(out) > 2:
+        changed = False
+        d = np.diff(out)
+        i = int(np.argmin(d))
+        if d[i] < min_size:
+            # Remove the inner edge of the sliver, keeping the outer table edges.
+            if i == 0:
+                del out[1]
+            elif i == len(d) - 1:
+                del out[-2]
+            else:
+                out[i] = (out[i] + out[i + 1]) / 2
+                del out[i + 1]
+            changed = True
+    return out

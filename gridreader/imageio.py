@@ -1,0 +1,156 @@
+"""Reading images safely and writing outputs atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from gridreader.errors import ImageLoadError, OutputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+MIN_SIDE = 32
+MAX_SIDE = 10_000
+MAX_PIXELS = 60_000_000
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+# We enforce our own (stricter) size limits before decoding; Pillow's bomb check
+# would otherwise warn or raise with its own wording.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def is_image_path(path: Path) -> bool:
+    """Whether ``path`` has one of the image suffixes the pipeline reads."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def load_image(source: str | os.PathLike[str] | bytes, name: str | None = None) -> np.ndarray:
+    """Decode an image file or bytes into an ``HxWx3`` uint8 RGB array.
+
+    The header is checked before any pixel is decoded, so a small file claiming a
+    huge image is refused cheaply. Transparency is composited onto white, which is
+    what a browser shows behind a transparent screenshot.
+
+    Args:
+        source: a path, or the encoded bytes.
+        name: the name to use in errors when ``source`` is bytes.
+
+    Raises:
+        ImageLoadError: unreadable, truncated, too small or too large input.
+    """
+    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    if isinstance(source, bytes):
+        data = source
+    else:
+        try:
+            size = os.path.getsize(source)
+            if size > MAX_FILE_BYTES:
+                raise ImageLoadError(f"{label}: file is {size} bytes, over the {MAX_FILE_BYTES} limit")
+            with open(source, "rb") as f:
+                data = f.read()
+        except ImageLoadError:
+            raise
+        except OSError as e:
+            raise ImageLoadError(f"{label}: cannot read file ({e.strerror or e})") from e
+    if not data:
+        raise ImageLoadError(f"{label}: file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = Image.open(io.BytesIO(data))
+            w, h = im.size
+            _check_size(label, w, h)
+            im.load()
+            arr = _to_rgb(im)
+    except ImageLoadError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
+        kind = "not a readable image" if isinstance(e, UnidentifiedImageError) else "corrupt image"
+        raise ImageLoadError(f"{label}: {kind} ({_short(e)})") from e
+    except (MemoryError, Image.DecompressionBombError) as e:
+        raise ImageLoadError(f"{label}: image too large to decode") from e
+    return arr
+
+
+def _check_size(label: str, w: int, h: int) -> None:
+    if w < MIN_SIDE or h < MIN_SIDE:
+        raise ImageLoadError(f"{label}: image is {w}x{h} px, below the {MIN_SIDE} px minimum side")
+    if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
+        raise ImageLoadError(
+            f"{label}: image claims {w}x{h} px, over the {MAX_SIDE} px / {MAX_PIXELS} pixel limit"
+        )
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        top = float(a.max()) or 1.0
+        g = np.clip(a * (255.0 / top), 0, 255).astype(np.uint8)
+        return np.repeat(g[:, :, None], 3, axis=2)
+    if im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        g = ((a - lo) * (255.0 / max(hi - lo, 1e-9))).astype(np.uint8)
+        return np.repeat(g[:, :, None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba)
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text[:160]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success rename it into place.
+
+    On any error the temp file is removed and ``path`` is left as it was, so a
+    reader never sees a half-written output.
+
+    Raises:
+        OutputError: the file could not be written or renamed.
+    """
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+    except OSError as e:
+        raise OutputError(f"{target}: cannot write ({e.strerror or e})") from e
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{target}: cannot write ({e.strerror or e})") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temp file and a rename."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(raw)
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    """Encode a gray or RGB uint8 array as PNG bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,83 @@
+"""Frozen dataclasses that carry data between pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Box = tuple[int, int, int, int]
+"""``(x0, y0, x1, y1)`` in input-image pixels, x1/y1 exclusive."""
+
+
+@dataclass(frozen=True)
+class CellBox:
+    """One cell of a grid: where it is and where it sits in the table."""
+
+    row: int
+    col: int
+    box: Box
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A table found in an image.
+
+    The grid is stored as row and column boundary lines in a *rectified* frame
+    (the table deskewed and made axis-aligned), plus the homography that maps
+    rectified coordinates back to the input image. For a straight screenshot the
+    homography is the identity.
+
+    Attributes:
+        row_edges: ``rows + 1`` increasing y positions in the rectified frame.
+        col_edges: ``cols + 1`` increasing x positions in the rectified frame.
+        to_image: 3x3 homography, rectified frame -> input image.
+        rectified_size: ``(width, height)`` of the rectified frame.
+        style: how the table was found: ``structured`` (rules, fills) or ``text``.
+    """
+
+    row_edges: tuple[float, ...]
+    col_edges: tuple[float, ...]
+    to_image: np.ndarray = field(repr=False, compare=False)
+    rectified_size: tuple[int, int]
+    style: str = "structured"
+
+    @property
+    def rows(self) -> int:
+        return len(self.row_edges) - 1
+
+    @property
+    def cols(self) -> int:
+        return len(self.col_edges) - 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rows, self.cols
+
+
+@dataclass(frozen=True)
+class CellRead:
+    """The classifier's reading of one cell."""
+
+    row: int
+    col: int
+    box: Box
+    value: int | None
+    confidence: float
+
+
+@dataclass(frozen=True)
+class TableRead:
+    """A whole table as read: shape, cells in row-major order, and the model used."""
+
+    rows: int
+    cols: int
+    cells: tuple[CellRead, ...]
+    model: str
+
+    def values(self) -> list[list[int | None]]:
+        """The table as a list of rows."""
+        out: list[list[int | None]] = [[None] * self.cols for _ in range(self.rows)]
+        for c in self.cells:
+            out[c.row][c.col] = c.value
+        return out
