@@ -37,10 +37,9 @@ def find_grid(image: np.ndarray) -> Grid:
     """
     h, w = image.shape[:2]
     # Very large screenshots are analysed at reduced size; boxes are scaled back.
-    factor = min(1.0, _MAX_WORK_SIDE / max(h, w))
-    work = image if factor == 1.0 else cv2.resize(
-        image, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA
-    )
+    shrink = min(1.0, _MAX_WORK_SIDE / max(h, w))
+    factor = shrink
+    work = _resize(image, factor)
     gray = to_gray(work)
     angle = estimate_skew(gray)
     to_rect, size = rotation_homography((work.shape[1], work.shape[0]), angle)
@@ -48,6 +47,14 @@ def find_grid(image: np.ndarray) -> Grid:
         work = warp_to_rectified(work, to_rect, size)
         gray = to_gray(work)
     maps = measure_ink(work, gray)
+    # Analyse at a scale where text is a comfortable size: tiny screen text is
+    # upsampled (edges of 5 px digits are mush), huge text downsampled (speed).
+    zoom = _zoom_for(maps.text_h, work.shape[:2])
+    if zoom != 1.0:
+        work = _resize(work, zoom)
+        maps = measure_ink(work, to_gray(work))
+        to_rect = np.diag([zoom, zoom, 1.0]) @ to_rect
+        factor *= zoom
     region = locate_structure(maps)
     style = "structured"
     if region is None:
@@ -61,16 +68,34 @@ def find_grid(image: np.ndarray) -> Grid:
     rows = _extend_outer(maps, rows, cols, axis=0)
     if len(rows) < 2 or len(cols) < 2 or (len(rows) - 1) * (len(cols) - 1) < 2:
         raise NoTableError("no table found (fewer than two cells)")
-    # Edges were found at work scale; express the grid at full resolution.
-    scale = np.diag([factor, factor, 1.0])
-    to_image = np.linalg.inv(scale) @ np.linalg.inv(to_rect) @ scale
+    # Edges were found in the work frame W = to_rect @ F0 @ input. The grid is
+    # kept at full resolution, in the frame W / factor.
+    f0 = np.diag([shrink, shrink, 1.0])
+    to_image = np.linalg.inv(f0) @ np.linalg.inv(to_rect) @ np.diag([factor, factor, 1.0])
     return Grid(
         row_edges=tuple(float(v) / factor for v in rows),
         col_edges=tuple(float(v) / factor for v in cols),
         to_image=to_image,
-        rectified_size=(int(round(size[0] / factor)), int(round(size[1] / factor))),
+        rectified_size=(int(round(work.shape[1] / factor)), int(round(work.shape[0] / factor))),
         style=style,
     )
+
+
+def _resize(img: np.ndarray, f: float) -> np.ndarray:
+    if f == 1.0:
+        return img
+    h, w = img.shape[:2]
+    interp = cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC
+    return cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=interp)
+
+
+def _zoom_for(text_h: float, shape: tuple[int, ...]) -> float:
+    if 0 < text_h < 9:
+        z = min(3.0, 12.0 / text_h)
+        return max(1.0, min(z, _MAX_WORK_SIDE / max(shape[0], shape[1])))
+    if text_h > 48:
+        return 28.0 / text_h
+    return 1.0
 
 
 def find_edges(maps: InkMaps, region: Region, axis: int) -> list[float]:
@@ -91,26 +116,20 @@ def find_edges(maps: InkMaps, region: Region, axis: int) -> list[float]:
     bands = text_bands(glyphs, min_gap=split_gaps(raw, th)) if axis == 1 else raw
     merge = max(2.0, 0.35 * th)
     rule_cuts = structural_cuts(rule_cover, merge)
-    # Glyph outlines make colour steps too, along the top and bottom of a line
-    # of text; a fill or tint boundary keeps clear of the text.
-    step_cuts = [c for c in structural_cuts(step_cover, merge) if not _near_text(c, bands, th)]
+    step_cuts = structural_cuts(step_cover, merge)
     cuts = _merge_cuts(rule_cuts, step_cuts, merge)
-    length = len(rule_cover)
     if len(cuts) >= 2:
         # Text outside the outermost rules is added later, and only if it lines
         # up with the table (see _extend_outer).
         edges = list(cuts)
     elif bands:
-        edges = _edges_from_bands(bands, length)
+        edges = _edges_from_bands(bands)
     else:
         return []
     edges = regularise(edges)
     edges = drop_slivers(edges, max(3.0, 0.5 * th))
-    return [e + offset for e in edges]
-
-
-def _near_text(cut: float, bands: list[tuple[int, int]], th: float) -> bool:
-    return any(s - 0.2 * th <= cut <= e + 0.2 * th for s, e in bands)
+    limit = maps.glyphs.shape[axis]
+    return [min(float(limit), max(0.0, e + offset)) for e in edges]
 
 
 def _merge_cuts(a: list[float], b: list[float], merge: float) -> list[float]:
@@ -123,13 +142,13 @@ def _merge_cuts(a: list[float], b: list[float], merge: float) -> list[float]:
     return out
 
 
-def _edges_from_bands(bands: list[tuple[int, int]], length: int) -> list[float]:
+def _edges_from_bands(bands: list[tuple[int, int]]) -> list[float]:
+    # Cells reach halfway into the whitespace around their text, the outer
+    # ones as far out as the inner gaps are wide.
     mids = [(a[1] + b[0]) / 2.0 for a, b in zip(bands, bands[1:], strict=False)]
     gaps = [b[0] - a[1] for a, b in zip(bands, bands[1:], strict=False)]
     half = float(np.median(gaps)) / 2.0 if gaps else 0.25 * (bands[0][1] - bands[0][0])
-    first = max(0.0, bands[0][0] - half)
-    last = min(float(length), bands[-1][1] + half)
-    return [first, *mids, last]
+    return [bands[0][0] - half, *mids, bands[-1][1] + half]
 
 
 def _extend_outer(
@@ -166,6 +185,10 @@ def _extend_outer(
         far_end = bands[0][0] == 0 if direction < 0 else bands[-1][1] == hi - lo
         if far_end:
             continue
+        # A table closed by structure on this side (its column rules or fills
+        # stop here) has no row beyond it.
+        if _closed_beyond(maps, across, (out[0], out[-1]), (lo, hi), axis):
+            continue
         # Its ink must sit inside the cells, not run across the table's edges.
         ink = win.sum(axis=0) > 0
         inner = [int(c) - a0 for c in across[1:-1]]
@@ -177,6 +200,26 @@ def _extend_outer(
         else:
             out.append(min(float(g.shape[0]), edge + pitch))
     return out
+
+
+def _closed_beyond(
+    maps: InkMaps, across: list[float], body: tuple[float, float], window: tuple[int, int], axis: int
+) -> bool:
+    """Whether the perpendicular structure (column rules or fill edges, for a
+    row) runs through the table body but stops before ``window``."""
+    perp = (maps.rules_v | maps.steps_v) if axis == 0 else (maps.rules_h | maps.steps_h).T
+    inner = [int(round(c)) for c in across[1:-1]]
+    if not inner:
+        return False
+
+    def structured(y0: int, y1: int) -> float:
+        band = perp[max(0, y0) : max(0, y1)]
+        if band.shape[0] == 0:
+            return 0.0
+        hits = [band[:, max(0, c - 2) : c + 3].any(axis=1).mean() >= 0.5 for c in inner]
+        return float(np.mean(hits))
+
+    return structured(int(body[0]), int(body[1])) >= 0.5 and structured(*window) < 0.5
 
 
 def cell_boxes(grid: Grid) -> list[CellBox]:

@@ -57,37 +57,42 @@ def thin_ink(gray: np.ndarray, kernel: int = 15) -> tuple[np.ndarray, np.ndarray
     return strong, faint
 
 
-def glyph_edges(gray: np.ndarray, text_h: float) -> np.ndarray:
+def edge_map(gray: np.ndarray) -> np.ndarray:
+    """Canny edges as a 0/1 mask."""
+    return (cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 40, 110) > 0).astype(np.uint8)
+
+
+def glyph_edges(edges: np.ndarray, text_h: float) -> np.ndarray:
     """Outlines of characters: edges, minus every straight run longer than a
     glyph's own strokes (rules, fill and tint boundaries).
 
     Edges do not care which colour is background, so white digits on red or
     black fills, dark themes and plain tables all give the same outlines.
     """
-    edges = cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 40, 110)
     run = max(6, int(round(1.35 * text_h)))
     straight = long_runs(edges, run, True) | long_runs(edges, run, False)
-    edges = edges & ~cv2.dilate(straight, np.ones((3, 3), np.uint8))
-    return (edges > 0).astype(np.uint8)
+    return edges & ~cv2.dilate(straight, np.ones((3, 3), np.uint8))
 
 
 def estimate_text_height(mask: np.ndarray) -> float:
     """Median height of glyph-like connected components (px)."""
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         return 0.0
+    boxes = box_outlines(labels, stats)[1:]
     w = stats[1:, cv2.CC_STAT_WIDTH]
     h = stats[1:, cv2.CC_STAT_HEIGHT]
     area = stats[1:, cv2.CC_STAT_AREA]
-    ok = (h >= 4) & (h <= min(200, 0.4 * mask.shape[0])) & (w <= 2.5 * h) & (w >= 1) & (area >= 6) & (area <= 0.9 * w * h + 1)
+    ok = (h >= 4) & (h <= min(200, 0.4 * mask.shape[0])) & (w <= 2.5 * h) & (area >= 6) & ~boxes
     if ok.sum() < 3:
         ok = (h >= 3) & (h <= 200) & (w <= 3 * h)
     if not ok.any():
         return 0.0
-    hs = np.sort(h[ok])
-    # The upper half of heights are digits and capitals; punctuation and specks
-    # pull a plain median down.
-    return float(np.median(hs[len(hs) // 3 :]))
+    # The most common height: a table page is mostly digits, and a big title
+    # or small print around it must not drag the estimate.
+    counts = np.bincount(h[ok]).astype(float)
+    smooth = np.convolve(counts, [1.0, 2.0, 1.0], mode="same")
+    return float(np.argmax(smooth))
 
 
 def long_runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
@@ -109,16 +114,17 @@ def colour_steps(rgb: np.ndarray, horizontal: bool, threshold: int = 10) -> np.n
         a = a.transpose(1, 0, 2)
     n = a.shape[0]
     out = np.zeros(a.shape[:2], np.uint8)
-    if n < 7:
+    if n < 9:
         return out if horizontal else out.T
-    # Step between rows y-1 and y; flat over y-3..y-1 and y..y+2.
-    y = slice(3, n - 2)
-    step = np.abs(a[3 : n - 2] - a[2 : n - 3]).max(axis=2)
+    # The step is measured across three rows (y-2 -> y+1) so that a boundary
+    # blurred by downscaling still counts; flatness over two more rows each side.
+    before, after = a[2 : n - 4], a[5 : n - 1]
+    step = np.abs(after - before).max(axis=2)
     # JPEG noise inside a fill is a fraction of the step at its edge.
     tol = np.maximum(6, step // 3)
-    flat_before = np.abs(a[2 : n - 3] - a[0 : n - 5]).max(axis=2) <= tol
-    flat_after = np.abs(a[3 : n - 2] - a[5:n]).max(axis=2) <= tol
-    out[y] = ((step >= threshold) & flat_before & flat_after).astype(np.uint8)
+    flat_before = np.abs(before - a[0 : n - 6]).max(axis=2) <= tol
+    flat_after = np.abs(after - a[6:n]).max(axis=2) <= tol
+    out[4 : n - 2] = ((step >= threshold) & flat_before & flat_after).astype(np.uint8)
     return out if horizontal else out.T
 
 
@@ -142,8 +148,28 @@ def _text_height(mask: np.ndarray) -> float:
     return estimate_text_height(mask & ~cv2.dilate(lines, np.ones((3, 3), np.uint8)))
 
 
+def box_outlines(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """Per component: is it the outline of a box (a cell fill's edge), not a glyph?
+
+    A box outline has nearly all its pixels on its own bounding box; so does a
+    narrow "1", hence the width condition.
+    """
+    ys, xs = np.nonzero(labels)
+    lab = labels[ys, xs]
+    left, top = stats[lab, cv2.CC_STAT_LEFT], stats[lab, cv2.CC_STAT_TOP]
+    right = left + stats[lab, cv2.CC_STAT_WIDTH] - 1
+    bottom = top + stats[lab, cv2.CC_STAT_HEIGHT] - 1
+    on_border = (xs <= left + 1) | (xs >= right - 1) | (ys <= top + 1) | (ys >= bottom - 1)
+    n = stats.shape[0]
+    frac = np.bincount(lab, weights=on_border, minlength=n) / np.maximum(
+        np.bincount(lab, minlength=n), 1
+    )
+    w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    return (frac > 0.85) & (w >= 0.6 * h) & (h >= 6)
+
+
 def _keep_glyphs(mask: np.ndarray, text_h: float) -> np.ndarray:
-    """Only components shaped like characters: not specks, not seams or rule stubs."""
+    """Only components shaped like characters: not specks, seams, rule stubs or boxes."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         return mask
@@ -152,23 +178,23 @@ def _keep_glyphs(mask: np.ndarray, text_h: float) -> np.ndarray:
     long_side, short_side = np.maximum(w, h), np.minimum(w, h)
     seam = (long_side >= 1.5 * text_h) & (short_side <= max(2, 0.2 * text_h))
     keep = (h >= 0.3 * text_h) & (h <= 3 * text_h) & (w <= 6 * text_h) & (area >= 3) & ~seam
+    keep &= ~box_outlines(labels, stats)
     keep[0] = False
     return keep[labels].astype(np.uint8)
 
 
 def measure_ink(rgb: np.ndarray, gray: np.ndarray) -> InkMaps:
     """Build every evidence map the separator search needs."""
-    mask, faint = thin_ink(gray)
-    text_h = _text_height(mask) or 10.0
-    if text_h > 36:
-        # Big text has strokes as wide as the default kernel; widen it.
-        kernel = int(0.4 * text_h) | 1
-        mask, faint = thin_ink(gray, kernel)
-        text_h = _text_height(mask) or text_h
+    edges = edge_map(gray)
+    # Glyph outlines are closed and polarity-free: the best size probe.
+    text_h = _text_height(edges) or 10.0
+    # Big text has strokes as wide as the default kernel; widen it.
+    kernel = max(15, int(0.4 * text_h) | 1)
+    _, faint = thin_ink(gray, kernel)
     run = max(12, int(round(2.6 * text_h)))
     # Lines of anti-aliased text and bold titles leave long runs of faint ink and
     # colour steps too; nothing inside or hugging a glyph-sized blob is a rule.
-    glyphs = _keep_glyphs(glyph_edges(gray, text_h), text_h)
+    glyphs = _keep_glyphs(glyph_edges(edges, text_h), text_h)
     reach = max(5, int(round(0.3 * text_h)) | 1)
     near_glyph = cv2.dilate(glyphs, np.ones((reach, reach), np.uint8))
     faint = faint & ~near_glyph
