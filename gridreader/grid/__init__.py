@@ -13,12 +13,17 @@ import numpy as np
 from gridreader.errors import NoTableError
 from gridreader.grid.ink import InkMaps, measure_ink
 from gridreader.grid.locate import Region, locate_structure, locate_text_block
-from gridreader.grid.rectify import estimate_skew, rotation_homography, warp_to_rectified
+from gridreader.grid.rectify import (
+    estimate_skew,
+    rotation_homography,
+    warp_to_rectified,
+)
 from gridreader.grid.separators import (
     drop_slivers,
     regularise,
     split_gaps,
     structural_cuts,
+    trim_outer,
     text_bands,
 )
 from gridreader.preprocess import to_gray
@@ -41,9 +46,8 @@ def find_grid(image: np.ndarray) -> Grid:
     factor = shrink
     work = _resize(image, factor)
     gray = to_gray(work)
-    angle = estimate_skew(gray)
-    to_rect, size = rotation_homography((work.shape[1], work.shape[0]), angle)
-    if angle:
+    to_rect, size = _straighten(gray)
+    if not np.allclose(to_rect, np.eye(3)):
         work = warp_to_rectified(work, to_rect, size)
         gray = to_gray(work)
     maps = measure_ink(work, gray)
@@ -79,6 +83,15 @@ def find_grid(image: np.ndarray) -> Grid:
         rectified_size=(int(round(work.shape[1] / factor)), int(round(work.shape[0] / factor))),
         style=style,
     )
+
+
+def _straighten(gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """Homography that makes the table axis-aligned (identity for screenshots)."""
+    size = (gray.shape[1], gray.shape[0])
+    angle = estimate_skew(gray)
+    if not angle:
+        return np.eye(3), size
+    return rotation_homography(size, angle)
 
 
 def _resize(img: np.ndarray, f: float) -> np.ndarray:
@@ -128,6 +141,7 @@ def find_edges(maps: InkMaps, region: Region, axis: int) -> list[float]:
         return []
     edges = regularise(edges)
     edges = drop_slivers(edges, max(3.0, 0.5 * th))
+    edges = trim_outer(edges)
     limit = maps.glyphs.shape[axis]
     return [min(float(limit), max(0.0, e + offset)) for e in edges]
 

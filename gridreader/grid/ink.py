@@ -70,7 +70,10 @@ def glyph_edges(edges: np.ndarray, text_h: float) -> np.ndarray:
     black fills, dark themes and plain tables all give the same outlines.
     """
     run = max(6, int(round(1.35 * text_h)))
-    straight = long_runs(edges, run, True) | long_runs(edges, run, False)
+    # A scanned rule is jagged and a little tilted: allow a pixel of wobble.
+    wobble_h = cv2.dilate(edges, np.ones((3, 1), np.uint8))
+    wobble_v = cv2.dilate(edges, np.ones((1, 3), np.uint8))
+    straight = long_runs(wobble_h, run, True) | long_runs(wobble_v, run, False)
     return edges & ~cv2.dilate(straight, np.ones((3, 3), np.uint8))
 
 
@@ -83,7 +86,9 @@ def estimate_text_height(mask: np.ndarray) -> float:
     w = stats[1:, cv2.CC_STAT_WIDTH]
     h = stats[1:, cv2.CC_STAT_HEIGHT]
     area = stats[1:, cv2.CC_STAT_AREA]
-    ok = (h >= 4) & (h <= min(200, 0.4 * mask.shape[0])) & (w <= 2.5 * h) & (area >= 6) & ~boxes
+    # Thin upright pieces are rule fragments between crossings, not digits.
+    ok = (h >= 4) & (h <= min(200, 0.4 * mask.shape[0])) & (w <= 2.5 * h) & (w >= 0.13 * h)
+    ok &= (area >= 6) & ~boxes
     if ok.sum() < 3:
         ok = (h >= 3) & (h <= 200) & (w <= 3 * h)
     if not ok.any():
@@ -137,6 +142,9 @@ def thin_rules(faint: np.ndarray, run: int, horizontal: bool, text_h: float) -> 
     thin = faint & ~thick
     bridge = (5, 1) if horizontal else (1, 5)
     thin = cv2.morphologyEx(thin, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, bridge))
+    # Tolerate a pixel of drift across the rule (scans are never quite straight).
+    wobble = (1, 3) if horizontal else (3, 1)
+    thin = cv2.dilate(thin, cv2.getStructuringElement(cv2.MORPH_RECT, wobble))
     return long_runs(thin, run, horizontal)
 
 
@@ -197,7 +205,9 @@ def measure_ink(rgb: np.ndarray, gray: np.ndarray) -> InkMaps:
     glyphs = _keep_glyphs(glyph_edges(edges, text_h), text_h)
     reach = max(5, int(round(0.3 * text_h)) | 1)
     near_glyph = cv2.dilate(glyphs, np.ones((reach, reach), np.uint8))
-    faint = faint & ~near_glyph
+    # Rules lose only the glyph pixels themselves: handwritten digits cross
+    # the ruling everywhere, and a wide exclusion would cut every rule apart.
+    faint = faint & ~cv2.dilate(glyphs, np.ones((3, 3), np.uint8))
     rules_h = thin_rules(faint, run, True, text_h)
     rules_v = thin_rules(faint, run, False, text_h)
     # Fill edges only need to beat a single glyph's edge (a "1" stem is text_h long).

@@ -22,14 +22,47 @@ def _sharpness(mask: np.ndarray, angle: float) -> float:
     return float(np.square(np.diff(rows)).sum() + np.square(np.diff(cols)).sum())
 
 
+def _rule_angle(mask: np.ndarray) -> float | None:
+    """Median tilt of long straight rules, in the rotation's sign convention."""
+    h, w = mask.shape
+    min_len = int(0.15 * min(h, w))
+    segs = cv2.HoughLinesP(
+        mask, 1, np.pi / 1440, threshold=max(20, min_len // 2),
+        minLineLength=min_len, maxLineGap=max(3, min_len // 12),
+    )
+    if segs is None:
+        return None
+    s = segs.reshape(-1, 4).astype(float)
+    dx, dy = s[:, 2] - s[:, 0], s[:, 3] - s[:, 1]
+    ang = np.degrees(np.arctan2(dy, dx))
+    ang = (ang + 45) % 90 - 45  # horizontal and vertical rules alike
+    length = np.hypot(dx, dy)
+    ok = np.abs(ang) <= _MAX_ANGLE
+    if ok.sum() < 3:
+        return None
+    a, wt = ang[ok], length[ok]
+    order = np.argsort(a)
+    cum = np.cumsum(wt[order])
+    median = float(a[order][np.searchsorted(cum, cum[-1] / 2)])
+    # Image y points down; a positive rotation angle turns content anticlockwise.
+    return median
+
+
 def estimate_skew(gray: np.ndarray) -> float:
-    """Angle in degrees (counter-clockwise) that straightens the content."""
+    """Angle in degrees (counter-clockwise) that straightens the content.
+
+    Long rules, where a table has them, give the angle directly; otherwise the
+    angle that makes the row/column ink profiles sharpest is used.
+    """
     h, w = gray.shape
     scale = min(1.0, 900.0 / max(h, w))
     small = cv2.resize(gray, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
     mask = thin_ink(small, 9)[0]
     if mask.sum() < 50:
         return 0.0
+    ruled = _rule_angle(mask)
+    if ruled is not None:
+        return ruled if abs(ruled) >= _STRAIGHT else 0.0
     best = max(np.arange(-_MAX_ANGLE, _MAX_ANGLE + 1e-9, 0.5), key=lambda a: _sharpness(mask, a))
     fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.1)
     best = max(fine, key=lambda a: _sharpness(mask, a))
@@ -60,3 +93,4 @@ def warp_to_rectified(img: np.ndarray, to_rect: np.ndarray, size: tuple[int, int
     return cv2.warpPerspective(
         img, to_rect, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border
     )
+

@@ -50,12 +50,12 @@ def split_gaps(bands: list[tuple[int, int]], text_h: float) -> float:
     if gaps.size == 0:
         return floor
     g = np.sort(gaps)
-    if g.size >= 2 and g[0] > 0:
-        ratios = g[1:] / np.maximum(g[:-1], 1.0)
+    if g.size >= 2:
+        ratios = (g[1:] + 1.0) / (g[:-1] + 1.0)
         i = int(np.argmax(ratios))
-        if ratios[i] >= 1.7 and g[i + 1] >= floor:
+        if ratios[i] >= 1.5 and g[i + 1] >= floor and g[i] <= 0.35 * text_h:
             return float(max(floor, g[i] + 0.5))
-    return floor
+    return max(floor, 0.25 * text_h)
 
 
 def regularise(edges: list[float], text_pitch: float | None = None) -> list[float]:
@@ -100,4 +100,24 @@ def drop_slivers(edges: list[float], min_size: float) -> list[float]:
                 out[i] = (out[i] + out[i + 1]) / 2
                 del out[i + 1]
             changed = True
+    return out
+
+
+def trim_outer(edges: list[float], tolerance: float = 0.35) -> list[float]:
+    """Drop outer intervals whose size is far from the table's pitch.
+
+    Paper edges, page borders and a title band above a ruled sheet give cuts
+    outside the table; the cells of a number grid share one pitch.
+    """
+    out = list(edges)
+    while len(out) >= 5:
+        pitch = float(np.median(np.diff(out[1:-1])))
+        if pitch <= 0:
+            break
+        if abs((out[1] - out[0]) / pitch - 1) > tolerance:
+            del out[0]
+        elif abs((out[-1] - out[-2]) / pitch - 1) > tolerance:
+            del out[-1]
+        else:
+            break
     return out
