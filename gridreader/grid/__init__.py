@@ -132,9 +132,11 @@ def find_edges(maps: InkMaps, region: Region, axis: int) -> list[float]:
     step_cuts = structural_cuts(step_cover, merge)
     cuts = _merge_cuts(rule_cuts, step_cuts, merge)
     if len(cuts) >= 2:
-        # Text outside the outermost rules is added later, and only if it lines
-        # up with the table (see _extend_outer).
-        edges = list(cuts)
+        # Structure gives the cells; text splits what structure leaves whole
+        # (zebra rows have no column rules, only tint ends at the sides). Text
+        # outside the outermost cuts is added later, only if it lines up
+        # with the table (see _extend_outer).
+        edges = sorted(cuts + _unruled_gaps(bands, cuts))
     elif bands:
         edges = _edges_from_bands(bands)
     else:
@@ -144,6 +146,18 @@ def find_edges(maps: InkMaps, region: Region, axis: int) -> list[float]:
     edges = trim_outer(edges)
     limit = maps.glyphs.shape[axis]
     return [min(float(limit), max(0.0, e + offset)) for e in edges]
+
+
+def _unruled_gaps(bands: list[tuple[int, int]], cuts: list[float]) -> list[float]:
+    """Mid-points of the whitespace between text bands that no cut passes through,
+    for bands that lie inside the structured span."""
+    out = []
+    for a, b in zip(bands, bands[1:], strict=False):
+        if a[0] < cuts[0] or b[1] > cuts[-1]:
+            continue
+        if not any(a[1] <= c <= b[0] for c in cuts):
+            out.append((a[1] + b[0]) / 2.0)
+    return out
 
 
 def _merge_cuts(a: list[float], b: list[float], merge: float) -> list[float]:

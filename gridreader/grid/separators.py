@@ -79,6 +79,19 @@ def regularise(edges: list[float], text_pitch: float | None = None) -> list[floa
         if k >= 2 and abs((b - a) / pitch - k) < 0.18 * k:
             out.extend(a + (b - a) * i / k for i in range(1, k))
         out.append(b)
+    return _join_halves(out, pitch)
+
+
+def _join_halves(edges: list[float], pitch: float) -> list[float]:
+    """Remove a stray cut that splits one pitch-sized cell into two short ones."""
+    out = list(edges)
+    i = 1
+    while i < len(out) - 1:
+        left, right = out[i] - out[i - 1], out[i + 1] - out[i]
+        if left < 0.8 * pitch and right < 0.8 * pitch and abs(left + right - pitch) < 0.2 * pitch:
+            del out[i]
+        else:
+            i += 1
     return out
 
 
