@@ -62,18 +62,23 @@ def edge_map(gray: np.ndarray) -> np.ndarray:
     return (cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 40, 110) > 0).astype(np.uint8)
 
 
-def glyph_edges(edges: np.ndarray, text_h: float) -> np.ndarray:
+def straight_edges(edges: np.ndarray, run: int) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal and vertical edge runs of at least ``run`` px.
+
+    A scanned rule is jagged and a little tilted: a pixel of wobble is allowed.
+    """
+    wobble_h = cv2.dilate(edges, np.ones((3, 1), np.uint8))
+    wobble_v = cv2.dilate(edges, np.ones((1, 3), np.uint8))
+    return long_runs(wobble_h, run, True), long_runs(wobble_v, run, False)
+
+
+def glyph_edges(edges: np.ndarray, straight: np.ndarray) -> np.ndarray:
     """Outlines of characters: edges, minus every straight run longer than a
     glyph's own strokes (rules, fill and tint boundaries).
 
     Edges do not care which colour is background, so white digits on red or
     black fills, dark themes and plain tables all give the same outlines.
     """
-    run = max(6, int(round(1.35 * text_h)))
-    # A scanned rule is jagged and a little tilted: allow a pixel of wobble.
-    wobble_h = cv2.dilate(edges, np.ones((3, 1), np.uint8))
-    wobble_v = cv2.dilate(edges, np.ones((1, 3), np.uint8))
-    straight = long_runs(wobble_h, run, True) | long_runs(wobble_v, run, False)
     return edges & ~cv2.dilate(straight, np.ones((3, 3), np.uint8))
 
 
@@ -202,14 +207,18 @@ def measure_ink(rgb: np.ndarray, gray: np.ndarray) -> InkMaps:
     run = max(12, int(round(2.6 * text_h)))
     # Lines of anti-aliased text and bold titles leave long runs of faint ink and
     # colour steps too; nothing inside or hugging a glyph-sized blob is a rule.
-    glyphs = _keep_glyphs(glyph_edges(edges, text_h), text_h)
+    edge_h, edge_v = straight_edges(edges, max(6, int(round(1.35 * text_h))))
+    glyphs = _keep_glyphs(glyph_edges(edges, edge_h | edge_v), text_h)
     reach = max(5, int(round(0.3 * text_h)) | 1)
     near_glyph = cv2.dilate(glyphs, np.ones((reach, reach), np.uint8))
     # Rules lose only the glyph pixels themselves: handwritten digits cross
     # the ruling everywhere, and a wide exclusion would cut every rule apart.
     faint = faint & ~cv2.dilate(glyphs, np.ones((3, 3), np.uint8))
-    rules_h = thin_rules(faint, run, True, text_h)
-    rules_v = thin_rules(faint, run, False, text_h)
+    # Rule outlines are long straight edges too; in scans they survive where
+    # blotchy handwriting breaks the stroke masks.
+    long_h, long_v = straight_edges(edges, run)
+    rules_h = thin_rules(faint, run, True, text_h) | long_h
+    rules_v = thin_rules(faint, run, False, text_h) | long_v
     # Fill edges only need to beat a single glyph's edge (a "1" stem is text_h long).
     step_run = max(8, int(round(1.4 * text_h)))
     steps_h = long_runs(colour_steps(rgb, True) & ~near_glyph, step_run, horizontal=True)
