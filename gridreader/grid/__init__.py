@@ -68,6 +68,7 @@ def find_grid(image: np.ndarray) -> Grid:
         raise NoTableError("no table found")
     cols = find_edges(maps, region, axis=1)
     rows = find_edges(maps, region, axis=0)
+    rows, cols = _trim_open_sides(maps, rows, cols)
     cols = _extend_outer(maps, rows, cols, axis=1)
     rows = _extend_outer(maps, rows, cols, axis=0)
     if len(rows) < 2 or len(cols) < 2 or (len(rows) - 1) * (len(cols) - 1) < 2:
@@ -230,6 +231,33 @@ def _extend_outer(
     return out
 
 
+def _trim_open_sides(
+    maps: InkMaps, rows: list[float], cols: list[float]
+) -> tuple[list[float], list[float]]:
+    """Drop outer rows/columns that the table's own ruling does not reach.
+
+    When the column rules run through the body of a table but not through its
+    outermost "row", that row is a margin, a title or the paper beyond the
+    border, however pitch-like its height.
+    """
+    rows, cols = list(rows), list(cols)
+    changed = True
+    while changed:
+        changed = False
+        for axis in (0, 1):
+            along, across = (rows, cols) if axis == 0 else (cols, rows)
+            if len(along) < 4:
+                continue
+            for end in (0, -1):
+                lo, hi = (along[0], along[1]) if end == 0 else (along[-2], along[-1])
+                body = (along[1], along[-2])
+                if _closed_beyond(maps, across, body, (int(lo), int(hi)), axis):
+                    del along[end]
+                    changed = True
+                    break
+    return rows, cols
+
+
 def _closed_beyond(
     maps: InkMaps, across: list[float], body: tuple[float, float], window: tuple[int, int], axis: int
 ) -> bool:
@@ -240,14 +268,17 @@ def _closed_beyond(
     if not inner:
         return False
 
+    # Scanned rules drift a few pixels off the fitted edge.
+    slack = max(3, int(round(0.15 * maps.text_h)))
+
     def structured(y0: int, y1: int) -> float:
         band = perp[max(0, y0) : max(0, y1)]
         if band.shape[0] == 0:
             return 0.0
-        hits = [band[:, max(0, c - 2) : c + 3].any(axis=1).mean() >= 0.5 for c in inner]
+        hits = [band[:, max(0, c - slack) : c + slack + 1].any(axis=1).mean() >= 0.4 for c in inner]
         return float(np.mean(hits))
 
-    return structured(int(body[0]), int(body[1])) >= 0.5 and structured(*window) < 0.5
+    return structured(int(body[0]), int(body[1])) >= 0.5 and structured(*window) < 0.25
 
 
 def cell_boxes(grid: Grid) -> list[CellBox]:

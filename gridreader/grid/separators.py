@@ -74,9 +74,12 @@ def regularise(edges: list[float], text_pitch: float | None = None) -> list[floa
     if pitch <= 0:
         return edges
     out = [edges[0]]
-    for a, b in zip(edges, edges[1:], strict=False):
+    last = len(edges) - 2
+    for i, (a, b) in enumerate(zip(edges, edges[1:], strict=False)):
         k = round((b - a) / pitch)
-        if k >= 2 and abs((b - a) / pitch - k) < 0.18 * k:
+        # Outer intervals are never split: beyond the table lie margins, paper
+        # edges and titles, which only happen to be a multiple of the pitch.
+        if 0 < i < last and k >= 2 and abs((b - a) / pitch - k) < 0.2 * k:
             out.extend(a + (b - a) * i / k for i in range(1, k))
         out.append(b)
     return _join_halves(out, pitch)
