@@ -116,28 +116,34 @@ def find_edges(maps: InkMaps, region: Region, axis: int) -> list[float]:
     """Boundaries of rows (``axis=0``) or columns (``axis=1``) inside ``region``."""
     x0, y0, x1, y1 = region
     th = maps.text_h
+    # A rule in a scan drifts a pixel or two across its length; count it as
+    # covering its row if it is within that drift.
+    drift = np.ones((5, 1) if axis == 0 else (1, 5), np.uint8)
     if axis == 0:
         rules, steps = maps.rules_h[y0:y1, x0:x1], maps.steps_h[y0:y1, x0:x1]
         glyphs = maps.glyphs[y0:y1, x0:x1].sum(axis=1)
-        rule_cover, step_cover = rules.mean(axis=1), steps.mean(axis=1)
+        rule_cover = cv2.dilate(rules, drift).mean(axis=1)
+        step_cover = cv2.dilate(steps, drift).mean(axis=1)
         offset = y0
     else:
         rules, steps = maps.rules_v[y0:y1, x0:x1], maps.steps_v[y0:y1, x0:x1]
         glyphs = maps.glyphs[y0:y1, x0:x1].sum(axis=0)
-        rule_cover, step_cover = rules.mean(axis=0), steps.mean(axis=0)
+        rule_cover = cv2.dilate(rules, drift).mean(axis=0)
+        step_cover = cv2.dilate(steps, drift).mean(axis=0)
         offset = x0
     raw = text_bands(glyphs, min_gap=1)
     bands = text_bands(glyphs, min_gap=split_gaps(raw, th)) if axis == 1 else raw
     merge = max(2.0, 0.35 * th)
     rule_cuts = structural_cuts(rule_cover, merge)
-    step_cuts = structural_cuts(step_cover, merge)
+    # Colour steps are noisier evidence (JPEG blocks, fills' anti-aliasing).
+    step_cuts = structural_cuts(step_cover, merge, threshold=0.4)
     cuts = _merge_cuts(rule_cuts, step_cuts, merge)
     if len(cuts) >= 2:
         # Structure gives the cells; text splits what structure leaves whole
         # (zebra rows have no column rules, only tint ends at the sides). Text
         # outside the outermost cuts is added later, only if it lines up
         # with the table (see _extend_outer).
-        edges = sorted(cuts + _unruled_gaps(bands, cuts))
+        edges = sorted(cuts + _unruled_gaps(bands, cuts, th, 0.5 if axis == 0 else 0.25))
     elif bands:
         edges = _edges_from_bands(bands)
     else:
@@ -149,11 +155,17 @@ def find_edges(maps: InkMaps, region: Region, axis: int) -> list[float]:
     return [min(float(limit), max(0.0, e + offset)) for e in edges]
 
 
-def _unruled_gaps(bands: list[tuple[int, int]], cuts: list[float]) -> list[float]:
+def _unruled_gaps(
+    bands: list[tuple[int, int]], cuts: list[float], th: float, min_band: float
+) -> list[float]:
     """Mid-points of the whitespace between text bands that no cut passes through,
     for bands that lie inside the structured span."""
     out = []
+    # Only whole lines of text count: bits of glyphs must not split a cell.
+    bands = [b for b in bands if b[1] - b[0] >= min_band * th]
     for a, b in zip(bands, bands[1:], strict=False):
+        if b[0] - a[1] < 0.15 * th:
+            continue
         if a[0] < cuts[0] or b[1] > cuts[-1]:
             continue
         if not any(a[1] <= c <= b[0] for c in cuts):

@@ -16,10 +16,10 @@ def runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
-def structural_cuts(cover: np.ndarray, merge: float) -> list[float]:
+def structural_cuts(cover: np.ndarray, merge: float, threshold: float = _STRUCT_COVER) -> list[float]:
     """Centres of rule/step groups whose coverage of the region is high enough."""
     cuts: list[list[int]] = []
-    for s, e in runs(cover >= _STRUCT_COVER):
+    for s, e in runs(cover >= threshold):
         if cuts and s - cuts[-1][1] <= merge:
             cuts[-1][1] = e
         else:
