@@ -52,12 +52,14 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
         return canvas
     bg = float(np.median(gray))
     ink = np.abs(gray - bg)
+    # Ruling along the edges is erased before the contrast is measured: a dark
+    # rule must not set the scale and wash out light pencil or thin white text.
+    _erase_edge_rules(ink, max(_MIN_CONTRAST, 0.25 * float(ink.max())))
     contrast = float(np.percentile(ink, 99.5))
     if contrast < _MIN_CONTRAST:
         return canvas
     ink = np.clip(ink / contrast, 0.0, 1.0)
     mask = (ink > 0.5).astype(np.uint8)
-    _erase_edge_rules(ink, mask)
 
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
@@ -91,20 +93,27 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
     return canvas
 
 
-def _erase_edge_rules(ink: np.ndarray, mask: np.ndarray) -> None:
-    """Blank rows/columns near the crop's edges that are mostly ink (ruling)."""
-    h, w = mask.shape
+def _erase_edge_rules(ink: np.ndarray, threshold: float) -> None:
+    """Blank rows/columns near the crop's edges that are mostly ink (ruling).
+
+    ``threshold`` is low (a quarter of the strongest ink) so that faint and
+    JPEG-blurred rules are caught as well as crisp ones.
+    """
+    h, w = ink.shape
     band_h, band_w = max(1, int(round(h * 0.22))), max(1, int(round(w * 0.22)))
-    row_fill = mask.mean(axis=1)
-    col_fill = mask.mean(axis=0)
+    mask = (ink > threshold).astype(np.uint8)
+    # A rule that drifts by a pixel across the crop still fills its rows when
+    # each row may borrow from its neighbours.
+    row_fill = cv2.dilate(mask, np.ones((3, 1), np.uint8)).mean(axis=1)
+    col_fill = cv2.dilate(mask, np.ones((1, 3), np.uint8)).mean(axis=0)
     for rows in (slice(0, band_h), slice(h - band_h, h)):
-        hit = np.flatnonzero(row_fill[rows] >= 0.6) + (rows.start or 0)
-        ink[hit, :] = 0.0
-        mask[hit, :] = 0
+        ink[_with_neighbours(np.flatnonzero(row_fill[rows] >= 0.55) + (rows.start or 0), h), :] = 0.0
     for cols in (slice(0, band_w), slice(w - band_w, w)):
-        hit = np.flatnonzero(col_fill[cols] >= 0.6) + (cols.start or 0)
-        ink[:, hit] = 0.0
-        mask[:, hit] = 0
+        ink[:, _with_neighbours(np.flatnonzero(col_fill[cols] >= 0.55) + (cols.start or 0), w)] = 0.0
+
+
+def _with_neighbours(hit: np.ndarray, n: int) -> np.ndarray:
+    return np.unique(np.clip(np.concatenate([hit - 1, hit, hit + 1]), 0, n - 1))
 
 
 def prepare_batch(crops: Sequence[np.ndarray], size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:

@@ -1,0 +1,190 @@
+"""The cell classifier: a small CNN, and its files on disk.
+
+A model lives in a folder ``models/NAME/`` holding ``model.keras`` (weights and
+architecture) and ``card.json`` (the class list, input size, data, training
+parameters, measured metrics and the command that made it). The class list and
+input size are read from the card, so a model is always used the way it was
+trained.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gridreader.classes import class_value
+from gridreader.errors import ModelError
+from gridreader.imageio import atomic_path, write_atomic
+
+MODEL_FILE = "model.keras"
+CARD_FILE = "card.json"
+DEFAULT_POINTER = "DEFAULT"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def _keras() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    return keras
+
+
+def build_model(num_classes: int, input_size: tuple[int, int]) -> Any:
+    """The network, declared layer by layer.
+
+    Three conv blocks keep it small (about 0.4 M parameters, a few million
+    multiply-adds per crop) so thousands of cells a second run on two CPU
+    cores; the dense head keeps position, which tells "12" from "21".
+    """
+    keras = _keras()
+    layers = keras.layers
+    h, w = input_size
+    return keras.Sequential(
+        [
+            keras.Input(shape=(h, w, 1)),
+            layers.Conv2D(24, 3, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.MaxPooling2D(),
+            layers.Conv2D(48, 3, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.Conv2D(64, 3, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dropout(0.3),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.2),
+            layers.Dense(num_classes, activation="softmax"),
+        ],
+        name="gridreader_cnn",
+    )
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A loaded model with its card."""
+
+    name: str
+    path: Path
+    classes: tuple[str, ...]
+    input_size: tuple[int, int]
+    card: dict[str, Any] = field(repr=False, compare=False)
+    network: Any = field(repr=False, compare=False)
+
+    def predict(self, batch: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """Class indices and confidences for prepared crops ``(N, H, W, 1)``."""
+        if len(batch) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        probs = np.asarray(self.network.predict_on_batch(batch)) if len(batch) <= batch_size else (
+            np.concatenate(
+                [np.asarray(self.network.predict_on_batch(batch[i : i + batch_size]))
+                 for i in range(0, len(batch), batch_size)]
+            )
+        )
+        idx = probs.argmax(axis=1)
+        return idx, probs[np.arange(len(idx)), idx].astype(np.float32)
+
+    def value(self, index: int) -> int | None:
+        """CSV value of a class index."""
+        return class_value(self.classes[index])
+
+
+def default_model_path(models_dir: Path = MODELS_DIR) -> Path:
+    """The folder named in ``models/DEFAULT``.
+
+    Raises:
+        ModelError: no default model is set.
+    """
+    pointer = models_dir / DEFAULT_POINTER
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise ModelError(f"{pointer}: no default model ({e.strerror or e}); pass --model") from e
+    return models_dir / name
+
+
+def set_default(model_dir: Path) -> None:
+    """Point ``models/DEFAULT`` (in the model's parent folder) at ``model_dir``."""
+    write_atomic(model_dir.parent / DEFAULT_POINTER, model_dir.name + "\n")
+
+
+def read_card(model_dir: Path) -> dict[str, Any]:
+    """The model card of ``model_dir``.
+
+    Raises:
+        ModelError: missing or malformed card.
+    """
+    card_path = model_dir / CARD_FILE
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ModelError(f"{card_path}: cannot read model card ({e.strerror or e})") from e
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{card_path}: model card is not valid JSON ({e.msg})") from e
+    if not isinstance(card, dict):
+        raise ModelError(f"{card_path}: model card must be a JSON object")
+    classes = card.get("classes")
+    size = card.get("input_size")
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        raise ModelError(f"{card_path}: 'classes' must be a non-empty list of strings")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        raise ModelError(f"{card_path}: 'input_size' must be [height, width]")
+    return card
+
+
+def load_classifier(model: str | os.PathLike[str] | None = None) -> Classifier:
+    """Load a model folder (or the default one).
+
+    Raises:
+        ModelError: the folder, card or weights are missing or inconsistent.
+    """
+    model_dir = Path(model) if model is not None else default_model_path()
+    if not model_dir.is_dir():
+        raise ModelError(f"{model_dir}: model folder not found")
+    card = read_card(model_dir)
+    weights = model_dir / MODEL_FILE
+    if not weights.is_file():
+        raise ModelError(f"{weights}: model file not found")
+    keras = _keras()
+    try:
+        network = keras.models.load_model(weights, compile=False)
+    except Exception as e:  # keras raises many unrelated types for a bad file
+        raise ModelError(f"{weights}: cannot load model ({type(e).__name__}: {str(e)[:120]})") from e
+    classes = tuple(card["classes"])
+    size = (int(card["input_size"][0]), int(card["input_size"][1]))
+    out_shape = network.output_shape[-1]
+    in_shape = tuple(network.input_shape[1:3])
+    if out_shape != len(classes) or in_shape != size:
+        raise ModelError(
+            f"{model_dir}: network ({in_shape}, {out_shape} classes) does not match its card "
+            f"({size}, {len(classes)} classes)"
+        )
+    return Classifier(model_dir.name, model_dir, classes, size, card, network)
+
+
+def save_model(network: Any, model_dir: Path, card: dict[str, Any]) -> None:
+    """Write weights and card into a *new* folder; an existing one is refused.
+
+    Raises:
+        ModelError: the folder already holds a model.
+    """
+    if (model_dir / MODEL_FILE).exists() or (model_dir / CARD_FILE).exists():
+        raise ModelError(f"{model_dir}: a model already exists there; models are never overwritten")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(model_dir / MODEL_FILE) as tmp:
+        keras_tmp = tmp.with_suffix(".keras")
+        network.save(keras_tmp)
+        os.replace(keras_tmp, tmp)
+    write_atomic(model_dir / CARD_FILE, json.dumps(card, indent=2) + "\n")

@@ -1,0 +1,380 @@
+"""Pretraining on synthetic cells and fine-tuning on hand-labelled ones."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gridreader.classes import label_to_index
+from gridreader.errors import DataError, ModelError
+from gridreader.imageio import IMAGE_SUFFIXES, load_image
+from gridreader.model import (
+    _keras,
+    build_model,
+    default_model_path,
+    load_classifier,
+    save_model,
+    set_default,
+)
+from gridreader.preprocess import INPUT_SIZE, prepare_batch
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything that determines a pretraining run (it goes into the card)."""
+
+    classes: tuple[str, ...]
+    mnist: str | None
+    samples: int = 120_000
+    val_samples: int = 6_000
+    epochs: int = 14
+    batch_size: int = 256
+    learning_rate: float = 2e-3
+    seed: int = 0
+    workers: int = 2
+    exclude_fonts: tuple[str, ...] = ()
+    input_size: tuple[int, int] = INPUT_SIZE
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run measured."""
+
+    model_dir: Path
+    losses: tuple[float, ...]
+    metrics: dict[str, Any]
+    made_default: bool
+
+
+# -- synthetic data ----------------------------------------------------------------
+
+
+def _synth_chunk(args: tuple[tuple[str, ...], str | None, bool, tuple[str, ...], int, int, tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    classes, mnist_src, use_test, exclude, n, seed, size = args
+    from gridreader.synth.cells import CellSynth
+    from gridreader.synth.fonts import find_fonts
+    from gridreader.synth.mnist import load_mnist
+
+    mnist = load_mnist(mnist_src)
+    x, y = (mnist.x_test, mnist.y_test) if use_test else (mnist.x_train, mnist.y_train)
+    synth = CellSynth(classes, x, y, find_fonts(exclude=exclude), seed=seed)
+    X, labels = synth.sample_prepared(n, size)
+    # uint8 halves the cost of shipping the chunk back to the parent.
+    return (X[..., 0] * 255).round().astype(np.uint8), labels
+
+
+def make_synthetic(
+    classes: tuple[str, ...],
+    mnist: str | None,
+    n: int,
+    seed: int,
+    size: tuple[int, int] = INPUT_SIZE,
+    workers: int = 2,
+    *,
+    use_mnist_test: bool = False,
+    exclude_fonts: tuple[str, ...] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` prepared synthetic crops ``(n, h, w, 1)`` float32 and their labels.
+
+    ``use_mnist_test`` draws handwriting from MNIST's test digits; it is for
+    validation only, never for training.
+    """
+    chunk = 2_000
+    jobs = [
+        (classes, mnist, use_mnist_test, exclude_fonts, min(chunk, n - i), seed * 100_003 + i, size)
+        for i in range(0, n, chunk)
+    ]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(_synth_chunk, jobs))
+    else:
+        parts = [_synth_chunk(j) for j in jobs]
+    X = np.concatenate([p[0] for p in parts]).astype(np.float32)[..., None] / 255.0
+    y = np.concatenate([p[1] for p in parts])
+    return X, y
+
+
+# -- pretraining ---------------------------------------------------------------------
+
+
+def _compile(network: Any, lr: float, steps: int) -> None:
+    keras = _keras()
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps), alpha=0.05)
+    network.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def _accuracy(network: Any, X: np.ndarray, y: np.ndarray) -> float:
+    if len(y) == 0:
+        return float("nan")
+    probs = network.predict(X, batch_size=512, verbose=0)
+    return float((probs.argmax(axis=1) == y).mean())
+
+
+def _file_sha256(path: str | None) -> str | None:
+    if path is None or not os.path.isfile(path):
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def machine() -> str:
+    """A one-line description of this machine, for figures in model cards."""
+    return f"{platform.machine()} {os.cpu_count()} CPU, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> TrainResult:
+    """Train a new model from scratch on synthetic cells and save it to ``out``.
+
+    Raises:
+        ModelError: ``out`` already holds a model.
+        DataError: the MNIST source is unusable.
+    """
+    if (out / "model.keras").exists():
+        raise ModelError(f"{out}: a model already exists there; models are never overwritten")
+    from gridreader.synth.fonts import find_fonts, font_family
+    from gridreader.synth.mnist import load_mnist
+
+    mnist = load_mnist(cfg.mnist)  # fail early, with the loader's own message
+    fonts = find_fonts(exclude=cfg.exclude_fonts)
+    t0 = time.time()
+    log(f"generating {cfg.samples} training and {cfg.val_samples} validation cells ...")
+    X, y = make_synthetic(cfg.classes, cfg.mnist, cfg.samples, cfg.seed, cfg.input_size, cfg.workers,
+                          exclude_fonts=cfg.exclude_fonts)
+    Xv, yv = make_synthetic(cfg.classes, cfg.mnist, cfg.val_samples, cfg.seed + 7919, cfg.input_size,
+                            cfg.workers, use_mnist_test=True, exclude_fonts=cfg.exclude_fonts)
+    gen_s = time.time() - t0
+    keras = _keras()
+    keras.utils.set_random_seed(cfg.seed)
+    network = build_model(len(cfg.classes), cfg.input_size)
+    steps = cfg.epochs * int(np.ceil(len(y) / cfg.batch_size))
+    _compile(network, cfg.learning_rate, steps)
+    log(f"training {network.count_params()} parameters for {cfg.epochs} epochs ...")
+    t1 = time.time()
+    hist = network.fit(X, y, batch_size=cfg.batch_size, epochs=cfg.epochs, validation_data=(Xv, yv),
+                       verbose=2, shuffle=True)
+    train_s = time.time() - t1
+    losses = tuple(float(v) for v in hist.history["loss"])
+    val_acc = _accuracy(network, Xv, yv)
+    metrics = {
+        "synthetic_val_accuracy": round(val_acc, 5),
+        "synthetic_val_note": "held-out synthetic cells; handwriting from MNIST x_test (never trained on)",
+        "train_loss_per_epoch": [round(v, 4) for v in losses],
+        "generate_seconds": round(gen_s, 1),
+        "train_seconds": round(train_s, 1),
+        "trained_on": machine(),
+    }
+    card = {
+        "name": out.name,
+        "classes": list(cfg.classes),
+        "input_size": list(cfg.input_size),
+        "preprocess": "gridreader.preprocess.prepare_crop",
+        "architecture": "gridreader.model.build_model",
+        "parameters": int(network.count_params()),
+        "data": {
+            "mnist_source": cfg.mnist or "keras.datasets.mnist (download)",
+            "mnist_sha256": _file_sha256(cfg.mnist),
+            "mnist_digits_used": int(len(mnist.y_train)),
+            "mnist_split_used_for_training": "x_train/y_train only",
+            "fonts": len(fonts),
+            "font_families": sorted({font_family(f) for f in fonts}),
+            "excluded_fonts": list(cfg.exclude_fonts),
+            "synthetic_train_cells": cfg.samples,
+            "synthetic_val_cells": cfg.val_samples,
+            "licence_note": "MNIST by Yann LeCun and Corinna Cortes, CC BY-SA 3.0",
+        },
+        "params": {
+            "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size,
+            "learning_rate": cfg.learning_rate,
+            "schedule": "cosine decay",
+            "seed": cfg.seed,
+        },
+        "metrics": metrics,
+        "command": command,
+    }
+    save_model(network, out, card)
+    log(f"saved {out} (synthetic validation accuracy {val_acc:.4f})")
+    return TrainResult(out, losses, metrics, made_default=False)
+
+
+# -- labelled data for fine-tuning -------------------------------------------------
+
+
+def load_labelled(source: Path, classes: tuple[str, ...], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Prepared crops and class indices from hand labels.
+
+    ``source`` is a folder with one sub-folder per label (``17/``, ``empty/``),
+    a CSV of ``path,label`` rows (paths relative to the CSV), or the labeller's
+    SQLite store (``.db``).
+
+    Raises:
+        DataError: the source is missing, malformed, empty, or has a label
+            outside the model's classes.
+    """
+    items = list(_iter_labelled(source))
+    if not items:
+        raise DataError(f"{source}: no labelled crops found")
+    crops, idx = [], []
+    for where, data, label in items:
+        try:
+            crops.append(load_image(data, name=where))
+        except Exception as e:  # ImageLoadError, with the crop named
+            raise DataError(str(e)) from e
+        try:
+            idx.append(label_to_index(label, classes))
+        except DataError as e:
+            raise DataError(f"{where}: {e}") from e
+    return prepare_batch(crops, size), np.array(idx, np.int64)
+
+
+def _iter_labelled(source: Path) -> Iterable[tuple[str, bytes, str]]:
+    if not source.exists():
+        raise DataError(f"{source}: labels not found")
+    if source.is_dir():
+        for sub in sorted(p for p in source.iterdir() if p.is_dir()):
+            for f in sorted(sub.iterdir()):
+                if f.suffix.lower() in IMAGE_SUFFIXES:
+                    yield str(f), f.read_bytes(), sub.name
+        return
+    if source.suffix.lower() == ".csv":
+        try:
+            with open(source, newline="", encoding="utf-8") as fh:
+                rows = list(csv.reader(fh))
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"{source}: cannot read labels CSV ({e})") from e
+        if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
+            rows = rows[1:]
+        for n, row in enumerate(rows, start=1):
+            if not row:
+                continue
+            if len(row) < 2:
+                raise DataError(f"{source}: row {n}: expected 'path,label'")
+            p = (source.parent / row[0]).resolve() if not os.path.isabs(row[0]) else Path(row[0])
+            try:
+                data = p.read_bytes()
+            except OSError as e:
+                raise DataError(f"{source}: row {n}: cannot read {p} ({e.strerror})") from e
+            yield str(p), data, row[1]
+        return
+    from labeller.store import LabelStore
+
+    for png, label in LabelStore(source).iter_samples():
+        yield f"{source}:{hashlib.sha256(png).hexdigest()[:12]}", png, label
+
+
+# -- fine-tuning ---------------------------------------------------------------------
+
+
+def finetune(
+    model: Path | None,
+    labels: Path,
+    out: Path,
+    command: str,
+    *,
+    epochs: int = 8,
+    val_fraction: float = 0.2,
+    replay: int = 4_000,
+    learning_rate: float = 3e-4,
+    seed: int = 0,
+    mnist: str | None = None,
+    log: Log = print,
+) -> TrainResult:
+    """Fine-tune ``model`` on hand labels and save the result as a new model.
+
+    A validation split of the labels is held out; accuracy on it is measured
+    before and after. Synthetic cells are replayed alongside the labels so the
+    model does not forget what the labels don't show. The new model becomes the
+    default only if it is at least as good on the held-out split.
+
+    Raises:
+        ModelError: ``out`` exists, or the base model is unusable.
+        DataError: the labels are unusable.
+    """
+    if (out / "model.keras").exists():
+        raise ModelError(f"{out}: a model already exists there; models are never overwritten")
+    base = load_classifier(model)
+    X, y = load_labelled(labels, base.classes, base.input_size)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
+    n_val = max(1, int(round(val_fraction * len(y)))) if len(y) >= 5 else 0
+    val, tr = order[:n_val], order[n_val:]
+    if len(tr) == 0:
+        raise DataError(f"{labels}: too few labels to fine-tune ({len(y)})")
+    before = _accuracy(base.network, X[val], y[val]) if n_val else float("nan")
+    log(f"{len(tr)} labels for training, {n_val} held out; accuracy before: {before:.4f}")
+
+    Xt, yt = X[tr], y[tr]
+    if replay > 0 and mnist is not None:
+        Xr, yr = make_synthetic(base.classes, mnist, replay, seed + 31, base.input_size, workers=1)
+        Xt, yt = np.concatenate([Xt, Xr]), np.concatenate([yt, yr])
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    network = keras.models.clone_model(base.network)
+    network.set_weights(base.network.get_weights())
+    batch = min(128, len(yt))
+    _compile(network, learning_rate, epochs * int(np.ceil(len(yt) / batch)))
+    hist = network.fit(Xt, yt, batch_size=batch, epochs=epochs, verbose=0, shuffle=True)
+    losses = tuple(float(v) for v in hist.history["loss"])
+    after = _accuracy(network, X[val], y[val]) if n_val else float("nan")
+    log(f"accuracy after: {after:.4f} (loss {losses[0]:.4f} -> {losses[-1]:.4f})")
+    better = n_val > 0 and after >= before
+    card = dict(base.card)
+    card.update(
+        {
+            "name": out.name,
+            "parent": base.name,
+            "command": command,
+            "finetune": {
+                "labels": str(labels),
+                "labelled_cells": int(len(y)),
+                "held_out": int(n_val),
+                "replayed_synthetic_cells": int(len(yt) - len(tr)),
+                "epochs": epochs,
+                "learning_rate": learning_rate,
+                "seed": seed,
+                "heldout_accuracy_before": round(before, 5),
+                "heldout_accuracy_after": round(after, 5),
+                "loss_per_epoch": [round(v, 4) for v in losses],
+                "trained_on": machine(),
+            },
+        }
+    )
+    card["metrics"] = {"heldout_accuracy": round(after, 5)}
+    save_model(network, out, card)
+    if better:
+        set_default(out)
+        log(f"{out.name} is now the default model")
+    else:
+        log(f"{out.name} is not better on the held-out labels ({after:.4f} < {before:.4f}); "
+            "the default model is unchanged")
+    return TrainResult(out, losses, card["finetune"], made_default=better)
+
+
+def current_default() -> Path | None:
+    """The default model's folder, or None when none is set."""
+    try:
+        return default_model_path()
+    except ModelError:
+        return None
+
+
+__all__ = ["PretrainConfig", "TrainResult", "finetune", "load_labelled", "make_synthetic", "pretrain"]
