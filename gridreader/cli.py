@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from gridreader import __version__
-from gridreader.errors import GridReaderError
+from gridreader.errors import GridReaderError, UsageError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
@@ -65,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
     try:
         return int(args.func(args))
+    except UsageError as e:
+        print(f"gridreader {args.verb}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except GridReaderError as e:
         print(f"gridreader {args.verb}: error: {e}", file=sys.stderr)
         return EXIT_FAILED

@@ -11,6 +11,10 @@ class GridReaderError(Exception):
     """Base class of every error this project raises on purpose."""
 
 
+class UsageError(GridReaderError):
+    """The command was called wrongly (missing input folder, bad option value)."""
+
+
 class ImageLoadError(GridReaderError):
     """An input image cannot be read, is too small, too large, or corrupt."""
 

@@ -21,6 +21,9 @@ MAX_SIDE = 10_000
 MAX_PIXELS = 60_000_000
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 # We enforce our own (stricter) size limits before decoding; Pillow's bomb check
 # would otherwise warn or raise with its own wording.
 Image.MAX_IMAGE_PIXELS = None
@@ -52,7 +55,9 @@ def load_image(source: str | os.PathLike[str] | bytes, name: str | None = None) 
         try:
             size = os.path.getsize(source)
             if size > MAX_FILE_BYTES:
-                raise ImageLoadError(f"{label}: file is {size} bytes, over the {MAX_FILE_BYTES} limit")
+                raise ImageLoadError(
+                    f"{label}: file is {size} bytes, over the {MAX_FILE_BYTES} limit"
+                )
             with open(source, "rb") as f:
                 data = f.read()
         except ImageLoadError:
@@ -133,6 +138,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        # mkstemp makes 0600 files; outputs get the usual umask-based mode.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     except OSError as e:
         tmp.unlink(missing_ok=True)

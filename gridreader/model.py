@@ -87,10 +87,16 @@ class Classifier:
         """Class indices and confidences for prepared crops ``(N, H, W, 1)``."""
         if len(batch) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        probs = np.asarray(self.network.predict_on_batch(batch)) if len(batch) <= batch_size else (
-            np.concatenate(
-                [np.asarray(self.network.predict_on_batch(batch[i : i + batch_size]))
-                 for i in range(0, len(batch), batch_size)]
+        probs = (
+            np.asarray(self.network.predict_on_batch(batch))
+            if len(batch) <= batch_size
+            else (
+                np.concatenate(
+                    [
+                        np.asarray(self.network.predict_on_batch(batch[i : i + batch_size]))
+                        for i in range(0, len(batch), batch_size)
+                    ]
+                )
             )
         )
         idx = probs.argmax(axis=1)
@@ -139,7 +145,11 @@ def read_card(model_dir: Path) -> dict[str, Any]:
     size = card.get("input_size")
     if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
         raise ModelError(f"{card_path}: 'classes' must be a non-empty list of strings")
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+    if not (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(isinstance(v, int) and v > 0 for v in size)
+    ):
         raise ModelError(f"{card_path}: 'input_size' must be [height, width]")
     return card
 
@@ -161,7 +171,9 @@ def load_classifier(model: str | os.PathLike[str] | None = None) -> Classifier:
     try:
         network = keras.models.load_model(weights, compile=False)
     except Exception as e:  # keras raises many unrelated types for a bad file
-        raise ModelError(f"{weights}: cannot load model ({type(e).__name__}: {str(e)[:120]})") from e
+        raise ModelError(
+            f"{weights}: cannot load model ({type(e).__name__}: {str(e)[:120]})"
+        ) from e
     classes = tuple(card["classes"])
     size = (int(card["input_size"][0]), int(card["input_size"][1]))
     out_shape = network.output_shape[-1]

@@ -80,8 +80,9 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
     x1 = int((stats[kept, cv2.CC_STAT_LEFT] + stats[kept, cv2.CC_STAT_WIDTH]).max())
     y1 = int((stats[kept, cv2.CC_STAT_TOP] + stats[kept, cv2.CC_STAT_HEIGHT]).max())
     # Keep anti-aliased edges of the kept glyphs, drop everything else.
-    keep_mask = np.isin(labels[y0:y1, x0:x1], kept).astype(np.uint8)
-    keep_mask = cv2.dilate(keep_mask, np.ones((3, 3), np.uint8))
+    keep_mask = cv2.dilate(
+        np.isin(labels[y0:y1, x0:x1], kept).astype(np.uint8), np.ones((3, 3), np.uint8)
+    )
     glyph = ink[y0:y1, x0:x1] * keep_mask
     gh, gw = glyph.shape
     scale = min((out_h - 2 * _PAD) / gh, (out_w - 2 * _PAD) / gw)
@@ -100,16 +101,20 @@ def _erase_edge_rules(ink: np.ndarray, threshold: float) -> None:
     JPEG-blurred rules are caught as well as crisp ones.
     """
     h, w = ink.shape
-    band_h, band_w = max(1, int(round(h * 0.22))), max(1, int(round(w * 0.22)))
+    band_h, band_w = max(1, round(h * 0.22)), max(1, round(w * 0.22))
     mask = (ink > threshold).astype(np.uint8)
     # A rule that drifts by a pixel across the crop still fills its rows when
     # each row may borrow from its neighbours.
     row_fill = cv2.dilate(mask, np.ones((3, 1), np.uint8)).mean(axis=1)
     col_fill = cv2.dilate(mask, np.ones((1, 3), np.uint8)).mean(axis=0)
     for rows in (slice(0, band_h), slice(h - band_h, h)):
-        ink[_with_neighbours(np.flatnonzero(row_fill[rows] >= 0.55) + (rows.start or 0), h), :] = 0.0
+        ink[_with_neighbours(np.flatnonzero(row_fill[rows] >= 0.55) + (rows.start or 0), h), :] = (
+            0.0
+        )
     for cols in (slice(0, band_w), slice(w - band_w, w)):
-        ink[:, _with_neighbours(np.flatnonzero(col_fill[cols] >= 0.55) + (cols.start or 0), w)] = 0.0
+        ink[:, _with_neighbours(np.flatnonzero(col_fill[cols] >= 0.55) + (cols.start or 0), w)] = (
+            0.0
+        )
 
 
 def _with_neighbours(hit: np.ndarray, n: int) -> np.ndarray:

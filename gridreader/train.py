@@ -61,7 +61,9 @@ class TrainResult:
 # -- synthetic data ----------------------------------------------------------------
 
 
-def _synth_chunk(args: tuple[tuple[str, ...], str | None, bool, tuple[str, ...], int, int, tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+def _synth_chunk(
+    args: tuple[tuple[str, ...], str | None, bool, tuple[str, ...], int, int, tuple[int, int]],
+) -> tuple[np.ndarray, np.ndarray]:
     classes, mnist_src, use_test, exclude, n, seed, size = args
     from gridreader.synth.cells import CellSynth
     from gridreader.synth.fonts import find_fonts
@@ -157,10 +159,25 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
     fonts = find_fonts(exclude=cfg.exclude_fonts)
     t0 = time.time()
     log(f"generating {cfg.samples} training and {cfg.val_samples} validation cells ...")
-    X, y = make_synthetic(cfg.classes, cfg.mnist, cfg.samples, cfg.seed, cfg.input_size, cfg.workers,
-                          exclude_fonts=cfg.exclude_fonts)
-    Xv, yv = make_synthetic(cfg.classes, cfg.mnist, cfg.val_samples, cfg.seed + 7919, cfg.input_size,
-                            cfg.workers, use_mnist_test=True, exclude_fonts=cfg.exclude_fonts)
+    X, y = make_synthetic(
+        cfg.classes,
+        cfg.mnist,
+        cfg.samples,
+        cfg.seed,
+        cfg.input_size,
+        cfg.workers,
+        exclude_fonts=cfg.exclude_fonts,
+    )
+    Xv, yv = make_synthetic(
+        cfg.classes,
+        cfg.mnist,
+        cfg.val_samples,
+        cfg.seed + 7919,
+        cfg.input_size,
+        cfg.workers,
+        use_mnist_test=True,
+        exclude_fonts=cfg.exclude_fonts,
+    )
     gen_s = time.time() - t0
     keras = _keras()
     keras.utils.set_random_seed(cfg.seed)
@@ -169,8 +186,15 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
     _compile(network, cfg.learning_rate, steps)
     log(f"training {network.count_params()} parameters for {cfg.epochs} epochs ...")
     t1 = time.time()
-    hist = network.fit(X, y, batch_size=cfg.batch_size, epochs=cfg.epochs, validation_data=(Xv, yv),
-                       verbose=2, shuffle=True)
+    hist = network.fit(
+        X,
+        y,
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        validation_data=(Xv, yv),
+        verbose=2,
+        shuffle=True,
+    )
     train_s = time.time() - t1
     losses = tuple(float(v) for v in hist.history["loss"])
     val_acc = _accuracy(network, Xv, yv)
@@ -192,7 +216,7 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
         "data": {
             "mnist_source": cfg.mnist or "keras.datasets.mnist (download)",
             "mnist_sha256": _file_sha256(cfg.mnist),
-            "mnist_digits_used": int(len(mnist.y_train)),
+            "mnist_digits_used": len(mnist.y_train),
             "mnist_split_used_for_training": "x_train/y_train only",
             "fonts": len(fonts),
             "font_families": sorted({font_family(f) for f in fonts}),
@@ -219,7 +243,9 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
 # -- labelled data for fine-tuning -------------------------------------------------
 
 
-def load_labelled(source: Path, classes: tuple[str, ...], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def load_labelled(
+    source: Path, classes: tuple[str, ...], size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Prepared crops and class indices from hand labels.
 
     ``source`` is a folder with one sub-folder per label (``17/``, ``empty/``),
@@ -315,7 +341,7 @@ def finetune(
     X, y = load_labelled(labels, base.classes, base.input_size)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(y))
-    n_val = max(1, int(round(val_fraction * len(y)))) if len(y) >= 5 else 0
+    n_val = max(1, round(val_fraction * len(y))) if len(y) >= 5 else 0
     val, tr = order[:n_val], order[n_val:]
     if len(tr) == 0:
         raise DataError(f"{labels}: too few labels to fine-tune ({len(y)})")
@@ -345,7 +371,7 @@ def finetune(
             "command": command,
             "finetune": {
                 "labels": str(labels),
-                "labelled_cells": int(len(y)),
+                "labelled_cells": len(y),
                 "held_out": int(n_val),
                 "replayed_synthetic_cells": int(len(yt) - len(tr)),
                 "epochs": epochs,
@@ -364,8 +390,10 @@ def finetune(
         set_default(out)
         log(f"{out.name} is now the default model")
     else:
-        log(f"{out.name} is not better on the held-out labels ({after:.4f} < {before:.4f}); "
-            "the default model is unchanged")
+        log(
+            f"{out.name} is not better on the held-out labels ({after:.4f} < {before:.4f}); "
+            "the default model is unchanged"
+        )
     return TrainResult(out, losses, card["finetune"], made_default=better)
 
 
@@ -377,4 +405,11 @@ def current_default() -> Path | None:
         return None
 
 
-__all__ = ["PretrainConfig", "TrainResult", "finetune", "load_labelled", "make_synthetic", "pretrain"]
+__all__ = [
+    "PretrainConfig",
+    "TrainResult",
+    "finetune",
+    "load_labelled",
+    "make_synthetic",
+    "pretrain",
+]

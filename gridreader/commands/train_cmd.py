@@ -10,11 +10,16 @@ from pathlib import Path
 from gridreader.classes import parse_classes
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="pretrain a new model on synthetic cells")
-    p.add_argument("--classes", default="0-36", help="integers to read, e.g. 0-36 or 0-99 (default 0-36)")
-    p.add_argument("--mnist", default=None,
-                   help="MNIST digits: keras .npz, IDX .gz folder, or label-first CSV (default: download)")
+    p.add_argument(
+        "--classes", default="0-36", help="integers to read, e.g. 0-36 or 0-99 (default 0-36)"
+    )
+    p.add_argument(
+        "--mnist",
+        default=None,
+        help="MNIST digits: keras .npz, IDX .gz folder, or label-first CSV (default: download)",
+    )
     p.add_argument("--out", required=True, type=Path, help="new model folder, e.g. models/NAME")
     p.add_argument("--samples", type=int, default=120_000, help="synthetic training cells")
     p.add_argument("--val-samples", type=int, default=6_000, help="synthetic validation cells")
@@ -22,19 +27,32 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="processes generating cells")
-    p.add_argument("--exclude-fonts", default="",
-                   help="comma-separated font family substrings to hold out of training")
+    p.add_argument(
+        "--exclude-fonts",
+        default="",
+        help="comma-separated font family substrings to hold out of training",
+    )
     p.set_defaults(func=run_train)
 
     f = sub.add_parser("finetune", help="fine-tune a model on hand-labelled cells")
-    f.add_argument("--model", type=Path, default=None, help="base model folder (default: the default model)")
-    f.add_argument("--labels", required=True, type=Path,
-                   help="folder per class, CSV of path,label, or the labeller's .db")
+    f.add_argument(
+        "--model", type=Path, default=None, help="base model folder (default: the default model)"
+    )
+    f.add_argument(
+        "--labels",
+        required=True,
+        type=Path,
+        help="folder per class, CSV of path,label, or the labeller's .db",
+    )
     f.add_argument("--out", required=True, type=Path, help="new model folder (never overwritten)")
     f.add_argument("--epochs", type=int, default=8)
     f.add_argument("--val-fraction", type=float, default=0.2)
-    f.add_argument("--replay", type=int, default=4_000,
-                   help="synthetic cells mixed in against forgetting (needs --mnist)")
+    f.add_argument(
+        "--replay",
+        type=int,
+        default=4_000,
+        help="synthetic cells mixed in against forgetting (needs --mnist)",
+    )
     f.add_argument("--mnist", default=None, help="MNIST source for the replayed synthetic cells")
     f.add_argument("--seed", type=int, default=0)
     f.set_defaults(func=run_finetune)
@@ -68,7 +86,15 @@ def run_train(args: argparse.Namespace) -> int:
 def run_finetune(args: argparse.Namespace) -> int:
     from gridreader.train import finetune
 
-    finetune(args.model, args.labels, args.out, _command(), epochs=args.epochs,
-             val_fraction=args.val_fraction, replay=args.replay if args.mnist else 0,
-             seed=args.seed, mnist=args.mnist)
+    finetune(
+        args.model,
+        args.labels,
+        args.out,
+        _command(),
+        epochs=args.epochs,
+        val_fraction=args.val_fraction,
+        replay=args.replay if args.mnist else 0,
+        seed=args.seed,
+        mnist=args.mnist,
+    )
     return 0

@@ -7,6 +7,8 @@ The stages are small pure functions:
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 
@@ -23,8 +25,8 @@ from gridreader.grid.separators import (
     regularise,
     split_gaps,
     structural_cuts,
-    trim_outer,
     text_bands,
+    trim_outer,
 )
 from gridreader.preprocess import to_gray
 from gridreader.types import Box, CellBox, Grid
@@ -81,7 +83,7 @@ def find_grid(image: np.ndarray) -> Grid:
         row_edges=tuple(float(v) / factor for v in rows),
         col_edges=tuple(float(v) / factor for v in cols),
         to_image=to_image,
-        rectified_size=(int(round(work.shape[1] / factor)), int(round(work.shape[0] / factor))),
+        rectified_size=(round(work.shape[1] / factor), round(work.shape[0] / factor)),
         style=style,
     )
 
@@ -163,7 +165,7 @@ def _unruled_gaps(
     out = []
     # Only whole lines of text count: bits of glyphs must not split a cell.
     bands = [b for b in bands if b[1] - b[0] >= min_band * th]
-    for a, b in zip(bands, bands[1:], strict=False):
+    for a, b in itertools.pairwise(bands):
         if b[0] - a[1] < 0.15 * th:
             continue
         if a[0] < cuts[0] or b[1] > cuts[-1]:
@@ -186,15 +188,13 @@ def _merge_cuts(a: list[float], b: list[float], merge: float) -> list[float]:
 def _edges_from_bands(bands: list[tuple[int, int]]) -> list[float]:
     # Cells reach halfway into the whitespace around their text, the outer
     # ones as far out as the inner gaps are wide.
-    mids = [(a[1] + b[0]) / 2.0 for a, b in zip(bands, bands[1:], strict=False)]
-    gaps = [b[0] - a[1] for a, b in zip(bands, bands[1:], strict=False)]
+    mids = [(a[1] + b[0]) / 2.0 for a, b in itertools.pairwise(bands)]
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(bands)]
     half = float(np.median(gaps)) / 2.0 if gaps else 0.25 * (bands[0][1] - bands[0][0])
     return [bands[0][0] - half, *mids, bands[-1][1] + half]
 
 
-def _extend_outer(
-    maps: InkMaps, rows: list[float], cols: list[float], axis: int
-) -> list[float]:
+def _extend_outer(maps: InkMaps, rows: list[float], cols: list[float], axis: int) -> list[float]:
     """Add a row (``axis=0``) or column just outside the outermost edges when it
     holds text that lines up with the table.
 
@@ -271,17 +271,21 @@ def _trim_open_sides(
 
 
 def _closed_beyond(
-    maps: InkMaps, across: list[float], body: tuple[float, float], window: tuple[int, int], axis: int
+    maps: InkMaps,
+    across: list[float],
+    body: tuple[float, float],
+    window: tuple[int, int],
+    axis: int,
 ) -> bool:
     """Whether the perpendicular structure (column rules or fill edges, for a
     row) runs through the table body but stops before ``window``."""
     perp = (maps.rules_v | maps.steps_v) if axis == 0 else (maps.rules_h | maps.steps_h).T
-    inner = [int(round(c)) for c in across[1:-1]]
+    inner = [round(c) for c in across[1:-1]]
     if not inner:
         return False
 
     # Scanned rules drift a few pixels off the fitted edge.
-    slack = max(3, int(round(0.15 * maps.text_h)))
+    slack = max(3, round(0.15 * maps.text_h))
 
     def structured(y0: int, y1: int) -> float:
         band = perp[max(0, y0) : max(0, y1)]

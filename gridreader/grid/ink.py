@@ -79,7 +79,7 @@ def glyph_edges(edges: np.ndarray, straight: np.ndarray) -> np.ndarray:
     Edges do not care which colour is background, so white digits on red or
     black fills, dark themes and plain tables all give the same outlines.
     """
-    return edges & ~cv2.dilate(straight, np.ones((3, 3), np.uint8))
+    return without(edges, cv2.dilate(straight, np.ones((3, 3), np.uint8)))
 
 
 def estimate_text_height(mask: np.ndarray) -> float:
@@ -103,6 +103,11 @@ def estimate_text_height(mask: np.ndarray) -> float:
     counts = np.bincount(h[ok]).astype(float)
     smooth = np.convolve(counts, [1.0, 2.0, 1.0], mode="same")
     return float(np.argmax(smooth))
+
+
+def without(mask: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``mask`` where ``other`` is zero (uint8 0/1 masks)."""
+    return (mask & (other == 0)).astype(np.uint8)
 
 
 def long_runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
@@ -141,12 +146,16 @@ def colour_steps(rgb: np.ndarray, horizontal: bool, threshold: int = 10) -> np.n
 def thin_rules(faint: np.ndarray, run: int, horizontal: bool, text_h: float) -> np.ndarray:
     """Long, thin runs: rules. Thick ink (glyph bodies) is removed first, and the
     small breaks where a rule crosses another are bridged."""
-    thick_len = max(5, int(round(0.4 * text_h)))
+    thick_len = max(5, round(0.4 * text_h))
     across = (1, thick_len) if horizontal else (thick_len, 1)
-    thick = cv2.morphologyEx(faint, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, across))
-    thin = faint & ~thick
+    thick = cv2.morphologyEx(
+        faint, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, across)
+    )
+    thin = without(faint, thick)
     bridge = (5, 1) if horizontal else (1, 5)
-    thin = cv2.morphologyEx(thin, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, bridge))
+    thin = cv2.morphologyEx(
+        thin, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, bridge)
+    )
     # Tolerate a pixel of drift across the rule (scans are never quite straight).
     wobble = (1, 3) if horizontal else (3, 1)
     thin = cv2.dilate(thin, cv2.getStructuringElement(cv2.MORPH_RECT, wobble))
@@ -158,7 +167,7 @@ def _text_height(mask: np.ndarray) -> float:
     # runs (longer than any glyph stroke could be here) before measuring glyphs.
     probe = max(15, min(mask.shape) // 8)
     lines = long_runs(mask, probe, horizontal=True) | long_runs(mask, probe, horizontal=False)
-    return estimate_text_height(mask & ~cv2.dilate(lines, np.ones((3, 3), np.uint8)))
+    return estimate_text_height(without(mask, cv2.dilate(lines, np.ones((3, 3), np.uint8))))
 
 
 def box_outlines(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
@@ -204,23 +213,23 @@ def measure_ink(rgb: np.ndarray, gray: np.ndarray) -> InkMaps:
     # Big text has strokes as wide as the default kernel; widen it.
     kernel = max(15, int(0.4 * text_h) | 1)
     _, faint = thin_ink(gray, kernel)
-    run = max(12, int(round(2.6 * text_h)))
+    run = max(12, round(2.6 * text_h))
     # Lines of anti-aliased text and bold titles leave long runs of faint ink and
     # colour steps too; nothing inside or hugging a glyph-sized blob is a rule.
-    edge_h, edge_v = straight_edges(edges, max(6, int(round(1.35 * text_h))))
+    edge_h, edge_v = straight_edges(edges, max(6, round(1.35 * text_h)))
     glyphs = _keep_glyphs(glyph_edges(edges, edge_h | edge_v), text_h)
-    reach = max(5, int(round(0.3 * text_h)) | 1)
+    reach = max(5, round(0.3 * text_h) | 1)
     near_glyph = cv2.dilate(glyphs, np.ones((reach, reach), np.uint8))
     # Rules lose only the glyph pixels themselves: handwritten digits cross
     # the ruling everywhere, and a wide exclusion would cut every rule apart.
-    faint = faint & ~cv2.dilate(glyphs, np.ones((3, 3), np.uint8))
+    faint = without(faint, cv2.dilate(glyphs, np.ones((3, 3), np.uint8)))
     # Rule outlines are long straight edges too; in scans they survive where
     # blotchy handwriting breaks the stroke masks.
     long_h, long_v = straight_edges(edges, run)
     rules_h = thin_rules(faint, run, True, text_h) | long_h
     rules_v = thin_rules(faint, run, False, text_h) | long_v
     # Fill edges only need to beat a single glyph's edge (a "1" stem is text_h long).
-    step_run = max(8, int(round(1.4 * text_h)))
-    steps_h = long_runs(colour_steps(rgb, True) & ~near_glyph, step_run, horizontal=True)
-    steps_v = long_runs(colour_steps(rgb, False) & ~near_glyph, step_run, horizontal=False)
+    step_run = max(8, round(1.4 * text_h))
+    steps_h = long_runs(without(colour_steps(rgb, True), near_glyph), step_run, horizontal=True)
+    steps_v = long_runs(without(colour_steps(rgb, False), near_glyph), step_run, horizontal=False)
     return InkMaps(glyphs, rules_h, rules_v, steps_h, steps_v, text_h)

@@ -15,15 +15,14 @@ def locate_structure(maps: InkMaps) -> Region | None:
     """Bounding box of the ruled / filled structure that holds the most text."""
     # Only elements longer than any glyph stroke: big bold titles make short
     # rules and steps of their own, which must not pull the region upwards.
-    span = max(12, int(round(4 * maps.text_h)))
-    structure = (
-        long_runs(maps.rules_h | maps.steps_h, span, horizontal=True)
-        | long_runs(maps.rules_v | maps.steps_v, span, horizontal=False)
+    span = max(12, round(4 * maps.text_h))
+    structure = long_runs(maps.rules_h | maps.steps_h, span, horizontal=True) | long_runs(
+        maps.rules_v | maps.steps_v, span, horizontal=False
     )
     if int(structure.sum()) == 0:
         return None
     # Zebra stripes and fills are separate pieces a row apart; join them.
-    reach = max(5, int(round(3.0 * maps.text_h)))
+    reach = max(5, round(3.0 * maps.text_h))
     grown = cv2.dilate(structure, cv2.getStructuringElement(cv2.MORPH_RECT, (reach, reach)))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     best: tuple[float, Region] | None = None
@@ -32,7 +31,9 @@ def locate_structure(maps: InkMaps) -> Region | None:
         x, y, w, h = stats[i, :4]
         if w < 3 * maps.text_h or h < 1.5 * maps.text_h:
             continue
-        ys, xs = np.nonzero((labels[y : y + h, x : x + w] == i) & (structure[y : y + h, x : x + w] > 0))
+        ys, xs = np.nonzero(
+            (labels[y : y + h, x : x + w] == i) & (structure[y : y + h, x : x + w] > 0)
+        )
         if xs.size == 0:
             continue
         box = (int(x + xs.min()), int(y + ys.min()), int(x + xs.max() + 1), int(y + ys.max() + 1))
@@ -72,7 +73,9 @@ def _gap_crossing(glyphs: np.ndarray, band: tuple[int, int], gaps: list[tuple[in
     return crossed / len(gaps)
 
 
-def _column_gaps(glyphs: np.ndarray, rows: list[tuple[int, int]], text_h: float) -> list[tuple[int, int]]:
+def _column_gaps(
+    glyphs: np.ndarray, rows: list[tuple[int, int]], text_h: float
+) -> list[tuple[int, int]]:
     ink = np.zeros(glyphs.shape[1], bool)
     for s, e in rows:
         ink |= glyphs[s:e].sum(axis=0) > 0
@@ -81,9 +84,7 @@ def _column_gaps(glyphs: np.ndarray, rows: list[tuple[int, int]], text_h: float)
         return []
     inner = ~ink[xs[0] : xs[-1] + 1]
     return [
-        (int(s + xs[0]), int(e + xs[0]))
-        for s, e in runs(inner)
-        if e - s >= max(2.0, 0.2 * text_h)
+        (int(s + xs[0]), int(e + xs[0])) for s, e in runs(inner) if e - s >= max(2.0, 0.2 * text_h)
     ]
 
 

@@ -27,8 +27,12 @@ def _rule_angle(mask: np.ndarray) -> float | None:
     h, w = mask.shape
     min_len = int(0.15 * min(h, w))
     segs = cv2.HoughLinesP(
-        mask, 1, np.pi / 1440, threshold=max(20, min_len // 2),
-        minLineLength=min_len, maxLineGap=max(3, min_len // 12),
+        mask,
+        1,
+        np.pi / 1440,
+        threshold=max(20, min_len // 2),
+        minLineLength=min_len,
+        maxLineGap=max(3, min_len // 12),
     )
     if segs is None:
         return None
@@ -56,7 +60,9 @@ def estimate_skew(gray: np.ndarray) -> float:
     """
     h, w = gray.shape
     scale = min(1.0, 900.0 / max(h, w))
-    small = cv2.resize(gray, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        gray, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA
+    )
     mask = thin_ink(small, 9)[0]
     if mask.sum() < 50:
         return 0.0
@@ -91,6 +97,10 @@ def warp_to_rectified(img: np.ndarray, to_rect: np.ndarray, size: tuple[int, int
     """Resample ``img`` into the rectified frame, padding with its border colour."""
     border = tuple(int(v) for v in np.median(np.concatenate([img[0], img[-1]]), axis=0).ravel())
     return cv2.warpPerspective(
-        img, to_rect, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border
+        img,
+        to_rect,
+        size,
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=border,
     )
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 _STRUCT_COVER = 0.3
@@ -16,7 +18,9 @@ def runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
-def structural_cuts(cover: np.ndarray, merge: float, threshold: float = _STRUCT_COVER) -> list[float]:
+def structural_cuts(
+    cover: np.ndarray, merge: float, threshold: float = _STRUCT_COVER
+) -> list[float]:
     """Centres of rule/step groups whose coverage of the region is high enough."""
     cuts: list[list[int]] = []
     for s, e in runs(cover >= threshold):
@@ -45,7 +49,7 @@ def split_gaps(bands: list[tuple[int, int]], text_h: float) -> float:
     wide; when both kinds occur, the widest jump in the sorted gap widths splits
     them.
     """
-    gaps = np.array([b[0] - a[1] for a, b in zip(bands, bands[1:], strict=False)], float)
+    gaps = np.array([b[0] - a[1] for a, b in itertools.pairwise(bands)], float)
     floor = max(2.0, 0.12 * text_h)
     if gaps.size == 0:
         return floor
@@ -75,7 +79,7 @@ def regularise(edges: list[float], text_pitch: float | None = None) -> list[floa
         return edges
     out = [edges[0]]
     last = len(edges) - 2
-    for i, (a, b) in enumerate(zip(edges, edges[1:], strict=False)):
+    for i, (a, b) in enumerate(itertools.pairwise(edges)):
         k = round((b - a) / pitch)
         # Outer intervals are never split: beyond the table lie margins, paper
         # edges and titles, which only happen to be a multiple of the pitch.

@@ -1,0 +1,287 @@
+"""The nightly main job: a folder of images in, one CSV per image out.
+
+Outputs in ``OUT``: ``STEM.csv`` per image, ``report.jsonl`` (one record per
+image), and ``review/`` with the cells whose confidence is low, for the
+labeller. Per-image records are also kept in ``OUT/.gridreader/`` so that a
+re-run (or a run after a crash) can skip finished images and still write a
+complete report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gridreader.errors import OutputError, UsageError
+from gridreader.imageio import encode_png, is_image_path, write_atomic
+from gridreader.model import MODEL_FILE, Classifier
+from gridreader.pipeline import Analysed, Failed, classify, iter_analysed, table_csv
+from gridreader.types import TableRead
+
+REPORT = "report.jsonl"
+REVIEW = "review"
+STATE = ".gridreader"
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What one batch run did."""
+
+    images: int
+    ok: int
+    failed: int
+    skipped: int
+    cells: int
+    review: int
+    seconds: float
+    errors: tuple[str, ...]
+    confidences: tuple[float, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.failed == 0 else 1
+
+
+def list_images(input_dir: Path) -> list[Path]:
+    """Image files directly in ``input_dir``, sorted by name.
+
+    Raises:
+        UsageError: the folder does not exist.
+    """
+    if not input_dir.is_dir():
+        raise UsageError(f"{input_dir}: input folder not found")
+    return sorted(
+        (p for p in input_dir.iterdir() if p.is_file() and is_image_path(p)), key=lambda p: p.name
+    )
+
+
+def output_stems(images: list[Path]) -> dict[Path, str]:
+    """A distinct output stem per image (``a.png`` and ``a.jpg`` both exist: ``a`` and ``a.jpg``)."""
+    seen: set[str] = set()
+    out = {}
+    for p in images:
+        stem = p.stem if p.stem not in seen else p.name
+        seen.add(stem)
+        out[p] = stem
+    return out
+
+
+def _is_fresh(out_dir: Path, stem: str, image: Path, model_mtime: float) -> bool:
+    csv_path, record = out_dir / f"{stem}.csv", out_dir / STATE / f"{stem}.json"
+    try:
+        done = min(csv_path.stat().st_mtime, record.stat().st_mtime)
+        return done > image.stat().st_mtime and done > model_mtime
+    except OSError:
+        return False
+
+
+def run_batch(
+    input_dir: Path,
+    out_dir: Path,
+    classifier: Classifier,
+    *,
+    force: bool = False,
+    review_below: float = 0.9,
+    workers: int = 1,
+    batch_cells: int = 2048,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> BatchSummary:
+    """Read every image in ``input_dir`` into ``out_dir``.
+
+    Images are streamed: a few are analysed ahead (in ``workers`` processes),
+    their cells are batched together for the network, and each image's outputs
+    are written as soon as it is read. Memory does not grow with the number of
+    images.
+
+    Raises:
+        UsageError: missing input folder.
+        OutputError: the output folder cannot be written.
+    """
+    from tqdm import tqdm
+
+    t0 = time.time()
+    images = list_images(input_dir)
+    stems = output_stems(images)
+    try:
+        (out_dir / STATE).mkdir(parents=True, exist_ok=True)
+        (out_dir / REVIEW).mkdir(exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{out_dir}: cannot create output folder ({e.strerror or e})") from e
+    model_mtime = (classifier.path / MODEL_FILE).stat().st_mtime
+    todo = [p for p in images if force or not _is_fresh(out_dir, stems[p], p, model_mtime)]
+    skipped = len(images) - len(todo)
+    counts = {"ok": 0, "failed": 0, "cells": 0, "review": 0}
+    errors: list[str] = []
+    confidences: list[float] = []
+    report = open(out_dir / REPORT, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        # disable=None: a bar on a terminal, silence in logs and tests.
+        bar = tqdm(total=len(todo), unit="img", disable=None if progress is None else not progress)
+        for item, table in _stream(
+            iter_analysed(todo, classifier.input_size, workers), classifier, batch_cells
+        ):
+            stem = stems[item.path]
+            if isinstance(item, Failed):
+                record = _record(item.path, "error", item.error, None, classifier.name)
+                counts["failed"] += 1
+                errors.append(item.error)
+                if log:
+                    log(item.error)
+                _remove_outputs(out_dir, stem)
+            elif table is not None:
+                n_review = _write_review(
+                    out_dir / REVIEW, stem, item, table, review_below, classifier
+                )
+                write_atomic(out_dir / f"{stem}.csv", table_csv(table))
+                record = _record(item.path, "ok", None, table, classifier.name)
+                counts["ok"] += 1
+                counts["cells"] += len(table.cells)
+                counts["review"] += n_review
+                confidences.extend(c.confidence for c in table.cells)
+            line = json.dumps(record) + "\n"
+            write_atomic(out_dir / STATE / f"{stem}.json", line)
+            report.write(line)
+            report.flush()
+            bar.update(1)
+        bar.close()
+    finally:
+        report.close()
+    _rewrite_report(out_dir, images, stems)
+    return BatchSummary(
+        images=len(images),
+        ok=counts["ok"],
+        failed=counts["failed"],
+        skipped=skipped,
+        cells=counts["cells"],
+        review=counts["review"],
+        seconds=time.time() - t0,
+        errors=tuple(errors),
+        confidences=tuple(confidences),
+    )
+
+
+def _stream(
+    items: Iterator[Analysed | Failed], classifier: Classifier, batch_cells: int
+) -> Iterator[tuple[Analysed | Failed, TableRead | None]]:
+    """Pair each item with its reading, running the network on batches of
+    cells gathered across consecutive images, in input order."""
+    pending: list[Analysed | Failed] = []
+    cells = 0
+    for item in items:
+        pending.append(item)
+        if isinstance(item, Analysed):
+            cells += len(item.boxes)
+        if cells >= batch_cells:
+            yield from _flush(pending, classifier)
+            pending, cells = [], 0
+    yield from _flush(pending, classifier)
+
+
+def _flush(
+    pending: list[Analysed | Failed], classifier: Classifier
+) -> Iterator[tuple[Analysed | Failed, TableRead | None]]:
+    tables = iter(classify([p for p in pending if isinstance(p, Analysed)], classifier))
+    for p in pending:
+        yield p, (next(tables) if isinstance(p, Analysed) else None)
+
+
+def _record(
+    path: Path, status: str, error: str | None, table: TableRead | None, model: str
+) -> dict[str, Any]:
+    return {
+        "image": str(path),
+        "status": status,
+        "error": error,
+        "rows": table.rows if table else None,
+        "cols": table.cols if table else None,
+        "model": model,
+        "cells": [
+            {
+                "row": c.row,
+                "col": c.col,
+                "box": list(c.box),
+                "value": c.value,
+                "confidence": round(c.confidence, 4),
+            }
+            for c in table.cells
+        ]
+        if table
+        else [],
+    }
+
+
+def _remove_outputs(out_dir: Path, stem: str) -> None:
+    # A failed image must not leave a stale table from an earlier run behind.
+    for p in [out_dir / f"{stem}.csv", *(out_dir / REVIEW).glob(f"{stem}.r*")]:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise OutputError(f"{p}: cannot remove stale output ({e.strerror or e})") from e
+
+
+def _write_review(
+    review_dir: Path,
+    stem: str,
+    item: Analysed,
+    table: TableRead,
+    below: float,
+    classifier: Classifier,
+) -> int:
+    for old in review_dir.glob(f"{stem}.r*"):
+        old.unlink(missing_ok=True)
+    low = [c for c in table.cells if c.confidence < below]
+    strips_written: set[int] = set()
+    for c in low:
+        k = c.row * table.cols + c.col
+        # The stored crop is exactly what the classifier saw; the row strip
+        # gives the labeller its context.
+        crop_png = encode_png(item.crops[k])
+        crop_name = f"{stem}.r{c.row:03d}c{c.col:03d}.png"
+        strip_name = f"{stem}.r{c.row:03d}.row.png"
+        if c.row not in strips_written:
+            write_atomic(review_dir / strip_name, encode_png(item.row_strips[c.row]))
+            strips_written.add(c.row)
+        write_atomic(review_dir / crop_name, crop_png)
+        guess = classifier.classes[_class_index(classifier, c.value)]
+        meta = {
+            "crop": crop_name,
+            "row_strip": strip_name,
+            "image": str(item.path.resolve()),
+            "row": c.row,
+            "col": c.col,
+            "box": list(item.boxes[k]),
+            "guess": guess,
+            "confidence": round(c.confidence, 4),
+            "model": classifier.name,
+            "classes": list(classifier.classes),
+            "sha256": hashlib.sha256(crop_png).hexdigest(),
+        }
+        write_atomic(review_dir / f"{stem}.r{c.row:03d}c{c.col:03d}.json", json.dumps(meta) + "\n")
+    return len(low)
+
+
+def _class_index(classifier: Classifier, value: int | None) -> int:
+    return len(classifier.classes) - 1 if value is None else classifier.classes.index(str(value))
+
+
+def _rewrite_report(out_dir: Path, images: list[Path], stems: dict[Path, str]) -> None:
+    """One line per current image, from the per-image records: complete even
+    after a crash, and identical to a run that was never interrupted."""
+    lines = []
+    for p in images:
+        rec = out_dir / STATE / f"{stems[p]}.json"
+        try:
+            lines.append(rec.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise OutputError(f"{rec}: cannot read ({e.strerror or e})") from e
+    write_atomic(out_dir / REPORT, "".join(lines))

@@ -1,0 +1,52 @@
+"""``gridreader batch``: the main job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gridreader.commands.common import positive_int, unit_float
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("batch", help="read every image in a folder into CSV files")
+    p.add_argument("input_dir", type=Path, help="folder of images (png, jpg, webp, bmp, tif)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument(
+        "--model", type=Path, default=None, help="model folder (default: models/DEFAULT)"
+    )
+    p.add_argument("--force", action="store_true", help="redo images whose outputs are up to date")
+    p.add_argument(
+        "--review-below",
+        type=unit_float,
+        default=0.9,
+        help="cells under this confidence go to OUT/review/ (default 0.9)",
+    )
+    p.add_argument(
+        "--workers", type=positive_int, default=1, help="processes finding grids (default 1)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gridreader.batch import list_images, run_batch
+    from gridreader.model import load_classifier
+
+    list_images(args.input_dir)  # a missing folder is a usage error, before the model loads
+    classifier = load_classifier(args.model)
+    s = run_batch(
+        args.input_dir,
+        args.out,
+        classifier,
+        force=args.force,
+        review_below=args.review_below,
+        workers=args.workers,
+        log=lambda m: print(f"gridreader batch: error: {m}", file=sys.stderr),
+    )
+    print(
+        f"{s.images} images: {s.ok} read, {s.failed} failed, {s.skipped} up to date; "
+        f"{s.cells} cells, {s.review} to review; {s.seconds:.1f} s",
+        file=sys.stderr,
+    )
+    return s.exit_code

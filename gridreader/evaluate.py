@@ -1,0 +1,189 @@
+"""``gridreader eval``: the project's benchmark.
+
+Runs the real main job (image files to CSVs, review queue included) over a
+folder with truth tables, then scores the CSVs the way
+``shared/bench/score.py`` does and times the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import resource
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gridreader.batch import list_images, output_stems, run_batch
+from gridreader.errors import UsageError
+from gridreader.model import Classifier
+from gridreader.train import machine
+
+
+@dataclass(frozen=True)
+class StyleScore:
+    """Scores of one style of table."""
+
+    tables: int
+    cells: int
+    cell_accuracy: float
+    table_exact: float
+    shape_accuracy: float
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Everything ``gridreader eval`` measures."""
+
+    folder: str
+    model: str
+    tables: int
+    cells: int
+    cell_accuracy: float
+    table_exact: float
+    shape_accuracy: float
+    failed_images: int
+    per_style: dict[str, StyleScore]
+    confusions: list[tuple[str, str, int]]
+    seconds: float
+    cells_per_second: float
+    ms_per_image: float
+    peak_rss_mb: float
+    workers: int
+    machine: str
+    mistakes: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["confusions"] = [{"truth": t, "predicted": p, "count": n} for t, p, n in self.confusions]
+        return d
+
+
+def _read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return [[_norm(c) for c in row] for row in csv.reader(f) if row]
+
+
+def _norm(v: str) -> str:
+    v = v.strip()
+    try:
+        return str(int(float(v))) if v else ""
+    except ValueError:
+        return v
+
+
+def _peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024.0
+
+
+def evaluate(folder: Path, classifier: Classifier, workers: int = 1) -> EvalResult:
+    """Benchmark ``classifier`` on every image in ``folder`` with a truth CSV.
+
+    Raises:
+        UsageError: the folder has no image with a truth table beside it.
+    """
+    images = [p for p in list_images(folder) if p.with_suffix(".csv").is_file()]
+    if not images:
+        raise UsageError(f"{folder}: no images with a truth NAME.csv beside them")
+    with tempfile.TemporaryDirectory(prefix="gridreader-eval-") as tmp:
+        work, out = Path(tmp) / "in", Path(tmp) / "out"
+        work.mkdir()
+        for p in images:
+            (work / p.name).symlink_to(p.resolve())
+        summary = run_batch(work, out, classifier, force=True, workers=workers, progress=False)
+        stems = output_stems(sorted(work.iterdir(), key=lambda q: q.name))
+        per: dict[str, list[int]] = {}
+        confusions: Counter[tuple[str, str]] = Counter()
+        mistakes: list[dict[str, Any]] = []
+        total = good = exact = shape_ok = 0
+        for p in images:
+            truth = _read_csv(p.with_suffix(".csv"))
+            meta = p.with_suffix(".boxes.json")
+            style = json.loads(meta.read_text()).get("style", "?") if meta.is_file() else "?"
+            n = sum(len(r) for r in truth)
+            pred_path = out / f"{stems[work / p.name]}.csv"
+            pred = _read_csv(pred_path) if pred_path.is_file() else None
+            same_shape = (
+                pred is not None
+                and len(pred) == len(truth)
+                and all(len(a) == len(b) for a, b in zip(pred, truth, strict=False))
+            )
+            ok = 0
+            if same_shape and pred is not None:
+                for r, (prow, trow) in enumerate(zip(pred, truth, strict=True)):
+                    for c, (a, b) in enumerate(zip(prow, trow, strict=True)):
+                        if a == b:
+                            ok += 1
+                        else:
+                            confusions[(b or "empty", a or "empty")] += 1
+                            mistakes.append(
+                                {"image": p.name, "row": r, "col": c, "truth": b, "predicted": a}
+                            )
+            s = per.setdefault(style, [0, 0, 0, 0, 0])
+            s[0] += 1
+            s[1] += n
+            s[2] += ok
+            s[3] += ok == n
+            s[4] += same_shape
+            total += n
+            good += ok
+            exact += ok == n
+            shape_ok += same_shape
+    cells_read = summary.cells
+    return EvalResult(
+        folder=str(folder),
+        model=classifier.name,
+        tables=len(images),
+        cells=total,
+        cell_accuracy=round(good / max(total, 1), 5),
+        table_exact=round(exact / len(images), 4),
+        shape_accuracy=round(shape_ok / len(images), 4),
+        failed_images=summary.failed,
+        per_style={
+            k: StyleScore(
+                v[0],
+                v[1],
+                round(v[2] / max(v[1], 1), 5),
+                round(v[3] / v[0], 4),
+                round(v[4] / v[0], 4),
+            )
+            for k, v in sorted(per.items())
+        },
+        confusions=[(t, p, n) for (t, p), n in confusions.most_common(10)],
+        seconds=round(summary.seconds, 3),
+        cells_per_second=round(cells_read / max(summary.seconds, 1e-9), 1),
+        ms_per_image=round(1000 * summary.seconds / len(images), 1),
+        peak_rss_mb=round(_peak_rss_mb(), 1),
+        workers=workers,
+        machine=machine(),
+        mistakes=mistakes[:200],
+    )
+
+
+def format_result(r: EvalResult) -> str:
+    """A short human-readable report."""
+    lines = [
+        f"{r.folder}  (model {r.model}, {r.tables} tables, {r.cells} cells, {r.workers} worker(s))",
+        f"  cell accuracy   {r.cell_accuracy:.4%}",
+        f"  tables exact    {r.table_exact:.2%}",
+        f"  shapes right    {r.shape_accuracy:.2%}   failed images: {r.failed_images}",
+        "  per style:",
+    ]
+    for k, s in r.per_style.items():
+        lines.append(
+            f"    {k:11s} {s.tables:3d} tables  cells {s.cell_accuracy:.4%}  exact {s.table_exact:.2%}"
+            f"  shape {s.shape_accuracy:.2%}"
+        )
+    if r.confusions:
+        lines.append("  most frequent confusions (truth -> predicted):")
+        lines.extend(f"    {t:>5s} -> {p:<5s} x{n}" for t, p, n in r.confusions)
+    lines.append(
+        f"  throughput      {r.cells_per_second:.0f} cells/s, {r.ms_per_image:.1f} ms/image "
+        f"({r.seconds:.2f} s), peak RSS {r.peak_rss_mb:.0f} MB"
+    )
+    lines.append(f"  machine         {r.machine}")
+    return "\n".join(lines)

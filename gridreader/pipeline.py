@@ -1,0 +1,173 @@
+"""From image files to read tables: the stages glued together.
+
+``analyse_image`` does everything up to the network (load, find the grid, cut
+and prepare the cells) and is what worker processes run; ``classify`` runs the
+network over crops batched across many images.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gridreader.errors import GridReaderError, NoTableError
+from gridreader.grid import cell_boxes, cut_cells, find_grid, rectify_image
+from gridreader.imageio import load_image
+from gridreader.model import Classifier
+from gridreader.preprocess import prepare_batch
+from gridreader.types import Box, CellRead, Grid, TableRead
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """One image, ready for the classifier.
+
+    Attributes:
+        path: the image file.
+        grid: the table found.
+        boxes: each cell's box in image pixels, row-major.
+        inputs: prepared crops ``(cells, h, w, 1)`` float32.
+        crops: raw RGB cell crops (for the review queue), row-major.
+        row_strips: each row of the table as an RGB strip, for context.
+    """
+
+    path: Path
+    grid: Grid
+    boxes: tuple[Box, ...]
+    inputs: np.ndarray = field(repr=False)
+    crops: tuple[np.ndarray, ...] = field(repr=False)
+    row_strips: tuple[np.ndarray, ...] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """An image that could not be analysed, with a one-line reason."""
+
+    path: Path
+    error: str
+
+
+def analyse_image(path: Path, input_size: tuple[int, int]) -> Analysed:
+    """Load an image, find its table and prepare every cell.
+
+    Raises:
+        ImageLoadError: unreadable image.
+        NoTableError: no table in it.
+    """
+    image = load_image(path)
+    try:
+        grid = find_grid(image)
+    except NoTableError as e:
+        raise NoTableError(f"{path}: {e}") from e
+    rect = rectify_image(image, grid)
+    crops = cut_cells(rect, grid)
+    boxes = tuple(b.box for b in cell_boxes(grid))
+    h = rect.shape[0]
+    strips = []
+    for r in range(grid.rows):
+        y0 = max(0, round(grid.row_edges[r]))
+        y1 = min(h, max(y0 + 1, round(grid.row_edges[r + 1])))
+        x0 = max(0, round(grid.col_edges[0]))
+        x1 = max(x0 + 1, round(grid.col_edges[-1]))
+        strips.append(rect[y0:y1, x0:x1])
+    return Analysed(
+        path, grid, boxes, prepare_batch(crops, input_size), tuple(crops), tuple(strips)
+    )
+
+
+def analyse_safely(path: Path, input_size: tuple[int, int]) -> Analysed | Failed:
+    """:func:`analyse_image`, with the project's errors turned into a :class:`Failed`."""
+    try:
+        return analyse_image(path, input_size)
+    except GridReaderError as e:
+        msg = str(e)
+        return Failed(path, msg if str(path) in msg else f"{path}: {msg}")
+    except MemoryError:
+        return Failed(path, f"{path}: out of memory while reading the image")
+
+
+def iter_analysed(
+    paths: Iterable[Path], input_size: tuple[int, int], workers: int = 1
+) -> Iterator[Analysed | Failed]:
+    """Analyse images in order, in ``workers`` processes when more than one.
+
+    Results come back in input order; at most a few images per worker are in
+    flight, so memory does not grow with the number of images.
+    """
+    paths = list(paths)
+    if workers <= 1 or len(paths) <= 1:
+        for p in paths:
+            yield analyse_safely(p, input_size)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    ahead = 2 * workers
+    with ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker) as pool:
+        futures = [pool.submit(analyse_safely, p, input_size) for p in paths[:ahead]]
+        nxt = ahead
+        for i in range(len(paths)):
+            result = futures[i].result()
+            futures[i] = None  # type: ignore[call-overload]
+            if nxt < len(paths):
+                futures.append(pool.submit(analyse_safely, paths[nxt], input_size))
+                nxt += 1
+            yield result
+
+
+def _quiet_worker() -> None:
+    # Workers only run OpenCV and numpy; keep them to one thread each so N
+    # workers use N cores, not N x cores.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def classify(items: list[Analysed], classifier: Classifier) -> list[TableRead]:
+    """Read the cells of several analysed images in one network batch."""
+    if not items:
+        return []
+    inputs = np.concatenate([a.inputs for a in items])
+    idx, conf = classifier.predict(inputs)
+    out = []
+    start = 0
+    for a in items:
+        n = len(a.boxes)
+        cells = tuple(
+            CellRead(
+                row=k // a.grid.cols,
+                col=k % a.grid.cols,
+                box=a.boxes[k],
+                value=classifier.value(int(idx[start + k])),
+                confidence=float(conf[start + k]),
+            )
+            for k in range(n)
+        )
+        out.append(TableRead(a.grid.rows, a.grid.cols, cells, classifier.name))
+        start += n
+    return out
+
+
+def read_image(path: Path, classifier: Classifier) -> TableRead:
+    """Read one table from one image file.
+
+    Raises:
+        GridReaderError: the image is unreadable or holds no table.
+    """
+    return classify([analyse_image(path, classifier.input_size)], classifier)[0]
+
+
+def table_csv(table: TableRead) -> str:
+    """The table as CSV text: no header, one line per row, empty cells empty."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    for row in table.values():
+        w.writerow(["" if v is None else v for v in row])
+    return buf.getvalue()
