@@ -109,8 +109,8 @@ def _zoom_for(text_h: float, shape: tuple[int, ...]) -> float:
     if 0 < text_h < 9:
         z = min(3.0, 12.0 / text_h)
         return max(1.0, min(z, _MAX_WORK_SIDE / max(shape[0], shape[1])))
-    if text_h > 48:
-        return 28.0 / text_h
+    if text_h > 30:
+        return 20.0 / text_h
     return 1.0
 
 

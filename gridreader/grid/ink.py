@@ -122,25 +122,30 @@ def colour_steps(rgb: np.ndarray, horizontal: bool, threshold: int = 10) -> np.n
     """Mask of edges between two flat areas of different colour.
 
     Requiring both sides to stay flat for a few pixels keeps fill and tint
-    boundaries and drops the outlines of thin strokes (text, rules).
+    boundaries and drops the outlines of thin strokes (text, rules). The step
+    is measured across three rows (y-2 -> y+1) so that a boundary blurred by
+    downscaling still counts; flatness over two more rows each side.
     """
-    a = rgb.astype(np.int16) if rgb.ndim == 3 else rgb.astype(np.int16)[:, :, None]
-    if not horizontal:
-        a = a.transpose(1, 0, 2)
+    a = rgb if horizontal else cv2.transpose(rgb)
     n = a.shape[0]
     out = np.zeros(a.shape[:2], np.uint8)
     if n < 9:
-        return out if horizontal else out.T
-    # The step is measured across three rows (y-2 -> y+1) so that a boundary
-    # blurred by downscaling still counts; flatness over two more rows each side.
+        return out if horizontal else cv2.transpose(out)
     before, after = a[2 : n - 4], a[5 : n - 1]
-    step = np.abs(after - before).max(axis=2)
+    step = _channel_max(cv2.absdiff(after, before))
     # JPEG noise inside a fill is a fraction of the step at its edge.
-    tol = np.maximum(6, step // 3)
-    flat_before = np.abs(before - a[0 : n - 6]).max(axis=2) <= tol
-    flat_after = np.abs(after - a[6:n]).max(axis=2) <= tol
-    out[4 : n - 2] = ((step >= threshold) & flat_before & flat_after).astype(np.uint8)
-    return out if horizontal else out.T
+    tol = cv2.max(step // 3, 6)
+    flat_before = _channel_max(cv2.absdiff(before, a[0 : n - 6])) <= tol
+    flat_after = _channel_max(cv2.absdiff(after, a[6:n])) <= tol
+    out[4 : n - 2] = (step >= threshold) & flat_before & flat_after
+    return out if horizontal else cv2.transpose(out)
+
+
+def _channel_max(img: np.ndarray) -> np.ndarray:
+    if img.ndim == 2:
+        return img
+    c = cv2.split(img)
+    return cv2.max(cv2.max(c[0], c[1]), c[2]) if len(c) == 3 else c[0]
 
 
 def thin_rules(faint: np.ndarray, run: int, horizontal: bool, text_h: float) -> np.ndarray:
