@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from gridreader.errors import NoTableError
-from gridreader.grid.ink import InkMaps, measure_ink
+from gridreader.grid.ink import InkMaps, edge_map, measure_ink, text_height
 from gridreader.grid.locate import Region, locate_structure, locate_text_block
 from gridreader.grid.rectify import (
     estimate_skew,
@@ -34,6 +34,7 @@ from gridreader.types import Box, CellBox, Grid
 __all__ = ["cell_boxes", "cut_cells", "find_grid", "rectify_image"]
 
 _MAX_WORK_SIDE = 2400
+_PROBE_SIDE = 1000
 
 
 def find_grid(image: np.ndarray) -> Grid:
@@ -43,24 +44,21 @@ def find_grid(image: np.ndarray) -> Grid:
         NoTableError: nothing table-like was found.
     """
     h, w = image.shape[:2]
-    # Very large screenshots are analysed at reduced size; boxes are scaled back.
-    shrink = min(1.0, _MAX_WORK_SIDE / max(h, w))
-    factor = shrink
+    # Analyse at a scale where text is a comfortable size: tiny screen text is
+    # upsampled (edges of 5 px digits are mush), big text downsampled (speed,
+    # and fewer stray details). The text height is probed on a small copy.
+    probe = min(1.0, _PROBE_SIDE / max(h, w))
+    probe_gray = to_gray(_resize(image, probe))
+    text_h = text_height(edge_map(probe_gray)) / probe
+    factor = _zoom_for(text_h, (h, w))
     work = _resize(image, factor)
     gray = to_gray(work)
+    # Edges found in the work frame W = to_rect @ diag(factor) @ input.
     to_rect, size = _straighten(gray)
     if not np.allclose(to_rect, np.eye(3)):
         work = warp_to_rectified(work, to_rect, size)
         gray = to_gray(work)
     maps = measure_ink(work, gray)
-    # Analyse at a scale where text is a comfortable size: tiny screen text is
-    # upsampled (edges of 5 px digits are mush), huge text downsampled (speed).
-    zoom = _zoom_for(maps.text_h, work.shape[:2])
-    if zoom != 1.0:
-        work = _resize(work, zoom)
-        maps = measure_ink(work, to_gray(work))
-        to_rect = np.diag([zoom, zoom, 1.0]) @ to_rect
-        factor *= zoom
     region = locate_structure(maps)
     style = "structured"
     if region is None:
@@ -75,10 +73,9 @@ def find_grid(image: np.ndarray) -> Grid:
     rows = _extend_outer(maps, rows, cols, axis=0)
     if len(rows) < 2 or len(cols) < 2 or (len(rows) - 1) * (len(cols) - 1) < 2:
         raise NoTableError("no table found (fewer than two cells)")
-    # Edges were found in the work frame W = to_rect @ F0 @ input. The grid is
-    # kept at full resolution, in the frame W / factor.
-    f0 = np.diag([shrink, shrink, 1.0])
-    to_image = np.linalg.inv(f0) @ np.linalg.inv(to_rect) @ np.diag([factor, factor, 1.0])
+    # The grid is kept at full resolution, in the frame W / factor.
+    f = np.diag([factor, factor, 1.0])
+    to_image = np.linalg.inv(f) @ np.linalg.inv(to_rect) @ f
     return Grid(
         row_edges=tuple(float(v) / factor for v in rows),
         col_edges=tuple(float(v) / factor for v in cols),
@@ -106,12 +103,14 @@ def _resize(img: np.ndarray, f: float) -> np.ndarray:
 
 
 def _zoom_for(text_h: float, shape: tuple[int, ...]) -> float:
+    side = max(shape[0], shape[1])
     if 0 < text_h < 9:
         z = min(3.0, 12.0 / text_h)
-        return max(1.0, min(z, _MAX_WORK_SIDE / max(shape[0], shape[1])))
-    if text_h > 30:
-        return 20.0 / text_h
-    return 1.0
+    elif text_h > 30:
+        z = 20.0 / text_h
+    else:
+        z = 1.0
+    return min(z, _MAX_WORK_SIDE / side) if z * side > _MAX_WORK_SIDE else z
 
 
 def find_edges(maps: InkMaps, region: Region, axis: int) -> list[float]:

@@ -134,7 +134,7 @@ def colour_steps(rgb: np.ndarray, horizontal: bool, threshold: int = 10) -> np.n
     before, after = a[2 : n - 4], a[5 : n - 1]
     step = _channel_max(cv2.absdiff(after, before))
     # JPEG noise inside a fill is a fraction of the step at its edge.
-    tol = cv2.max(step // 3, 6)
+    tol = np.maximum(step // 3, 6)
     flat_before = _channel_max(cv2.absdiff(before, a[0 : n - 6])) <= tol
     flat_after = _channel_max(cv2.absdiff(after, a[6:n])) <= tol
     out[4 : n - 2] = (step >= threshold) & flat_before & flat_after
@@ -167,7 +167,8 @@ def thin_rules(faint: np.ndarray, run: int, horizontal: bool, text_h: float) -> 
     return long_runs(thin, run, horizontal)
 
 
-def _text_height(mask: np.ndarray) -> float:
+def text_height(mask: np.ndarray) -> float:
+    """Typical glyph height in an edge or stroke mask, ignoring rules."""
     # Rules join a whole ruled table into one component; strip long straight
     # runs (longer than any glyph stroke could be here) before measuring glyphs.
     probe = max(15, min(mask.shape) // 8)
@@ -214,7 +215,7 @@ def measure_ink(rgb: np.ndarray, gray: np.ndarray) -> InkMaps:
     """Build every evidence map the separator search needs."""
     edges = edge_map(gray)
     # Glyph outlines are closed and polarity-free: the best size probe.
-    text_h = _text_height(edges) or 10.0
+    text_h = text_height(edges) or 10.0
     # Big text has strokes as wide as the default kernel; widen it.
     kernel = max(15, int(0.4 * text_h) | 1)
     _, faint = thin_ink(gray, kernel)
