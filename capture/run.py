@@ -1,0 +1,354 @@
+"""Capturing every target of a configuration: screenshots, sidecars and the report.
+
+One browser serves all targets of a run; a crashed browser is replaced and the
+target retried. A failing target never stops the others: its failure is a
+``TargetResult`` with ``ok=False`` and a one-line reason, and a line in
+``capture-report.jsonl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from capture import browser as br
+from capture.config import (
+    BrowserConfig,
+    CaptureConfig,
+    Step,
+    TargetConfig,
+    resolve_binaries,
+    select_targets,
+)
+from gridreader.errors import CaptureError, ImageLoadError
+from gridreader.imageio import load_image, write_atomic
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "capture-report.jsonl"
+_REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """The outcome of one target.
+
+    Attributes:
+        files: the PNGs written (each with a ``.json`` sidecar of the same stem),
+            also those of a paged target that failed part way.
+        attempts: browser attempts used (more than 1 after a crash).
+    """
+
+    name: str
+    ok: bool
+    reason: str
+    files: tuple[Path, ...]
+    attempts: int = 1
+
+
+def capture_targets(
+    config: CaptureConfig,
+    out_dir: str | os.PathLike[str],
+    only: str | Sequence[str] | None = None,
+) -> list[TargetResult]:
+    """Capture the targets of ``config`` into ``out_dir``, one result per target.
+
+    Appends one line per target to ``out_dir/capture-report.jsonl``.
+
+    Args:
+        config: a loaded configuration.
+        out_dir: where screenshots, sidecars and the report go (created if needed).
+        only: capture only the targets with these names.
+
+    Raises:
+        ConfigError: an unknown name in ``only``, or no Chromium/chromedriver.
+        OutputError: ``out_dir`` cannot be written.
+    """
+    targets = select_targets(config, only)
+    chromium, chromedriver = resolve_binaries(config.browser, config.source)
+    out = Path(out_dir)
+    session = _Session(config.browser, chromium, chromedriver)
+    results: list[TargetResult] = []
+    try:
+        for target in targets:
+            result = capture_with_retries(session, target, config.browser, out)
+            append_report(out, result)
+            results.append(result)
+    finally:
+        session.close()
+    return results
+
+
+class _Session:
+    """The run's browser: started on first use, replaced after a crash."""
+
+    def __init__(self, config: BrowserConfig, chromium: str, chromedriver: str) -> None:
+        self._config = config
+        self._chromium = chromium
+        self._chromedriver = chromedriver
+        self._browser: br.Browser | None = None
+
+    def get(self) -> br.Browser:
+        if self._browser is None:
+            self._browser = br.start_browser(self._config, self._chromium, self._chromedriver)
+        return self._browser
+
+    def discard(self) -> None:
+        if self._browser is not None:
+            self._browser.close()
+            self._browser = None
+
+    def close(self) -> None:
+        self.discard()
+
+
+def capture_with_retries(
+    session: _Session, target: TargetConfig, config: BrowserConfig, out: Path
+) -> TargetResult:
+    """Capture one target, with a fresh browser after each crash (``config.retries``)."""
+    stamp = datetime.now(UTC)
+    written: list[Path] = []
+    try:
+        credentials = read_credentials(target)
+    except CaptureError as e:
+        return TargetResult(target.name, False, str(e), ())
+    secrets = [s for s in credentials if s]
+    attempts = config.retries + 1
+    reason = ""
+    for attempt in range(1, attempts + 1):
+        written.clear()
+        try:
+            browser = session.get()
+            capture_target(browser, target, config, out, stamp, credentials, written)
+            return TargetResult(target.name, True, "", tuple(written), attempt)
+        except br.BrowserCrashError as e:
+            session.discard()
+            reason = redact_secrets(str(e), secrets)
+            if attempt < attempts:
+                log.warning(
+                    "%s: %s; retrying with a fresh browser (attempt %d of %d)",
+                    target.name,
+                    reason,
+                    attempt + 1,
+                    attempts,
+                )
+        except CaptureError as e:
+            return TargetResult(
+                target.name, False, redact_secrets(str(e), secrets), tuple(written), attempt
+            )
+    reason = f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
+    return TargetResult(target.name, False, reason, tuple(written), attempts)
+
+
+def read_credentials(target: TargetConfig) -> tuple[str, str]:
+    """The login's username and password from their environment variables.
+
+    Returns ``("", "")`` for a target without a login.
+
+    Raises:
+        CaptureError: ``login failed: environment variable X is not set``.
+    """
+    if target.login is None:
+        return "", ""
+    values = []
+    for var in (target.login.username_env, target.login.password_env):
+        value = os.environ.get(var)
+        if not value:
+            raise CaptureError(f"login failed: environment variable {var} is not set")
+        values.append(value)
+    return values[0], values[1]
+
+
+def redact_secrets(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret replaced by ``***`` (longest first)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, _REDACTED)
+    return text
+
+
+def capture_target(
+    browser: br.Browser,
+    target: TargetConfig,
+    config: BrowserConfig,
+    out: Path,
+    stamp: datetime,
+    credentials: tuple[str, str],
+    written: list[Path],
+) -> None:
+    """Log in if needed, open the page, run the steps and capture each page.
+
+    Appends each PNG written to ``written`` as it goes.
+
+    Raises:
+        CaptureError: the target failed; BrowserCrashError: the browser died.
+    """
+    driver = browser.driver
+    timeout = config.timeout_s
+    br.reset_session(driver)
+    if target.login is not None:
+        br.submit_login(driver, target.login, credentials[0], credentials[1], timeout)
+    br.open_page(driver, target.url, timeout)
+    if target.login is not None and _shows_login_form(driver, target):
+        raise CaptureError(f"login failed: {target.url} showed the login form")
+    for i, step in enumerate(target.before):
+        run_step(driver, step, timeout, f"before[{i}]")
+    count = target.pages.count if target.pages is not None else 1
+    marker = ""
+    for page in range(1, count + 1):
+        prefix = f"page {page}: " if target.pages is not None else ""
+        try:
+            if page > 1 and target.pages is not None:
+                _turn_page(driver, target.table, target.pages.next, marker, timeout)
+            _wait_content(driver, target, timeout)
+            fonts = br.wait_fonts(driver, timeout)
+            shot = br.screenshot_element(driver, target.table)
+            # Remember what this page looks like, to recognise the next one.
+            marker = br.mark_content(driver, target.table) if page < count else ""
+        except br.BrowserCrashError:
+            raise
+        except CaptureError as e:
+            raise CaptureError(f"{prefix}{e}") from e
+        page_no = page if target.pages is not None else None
+        written.append(write_shot(out, browser, target, stamp, page_no, shot, fonts))
+
+
+def _turn_page(
+    driver: br.WebDriver, table: str | None, next_selector: str, marker: str, timeout: float
+) -> None:
+    try:
+        br.click(driver, next_selector, timeout)
+    except br.BrowserCrashError:
+        raise
+    except CaptureError as e:
+        raise CaptureError(f"next {next_selector!r}: {e}") from e
+    try:
+        br.wait_changed(driver, table, marker, timeout)
+    except br.BrowserCrashError:
+        raise
+    except CaptureError as e:
+        raise CaptureError(f"clicking {next_selector!r} did not turn the page ({e})") from e
+
+
+def _wait_content(driver: br.WebDriver, target: TargetConfig, timeout: float) -> None:
+    if target.wait_for is None:
+        return
+    try:
+        br.wait_visible(driver, target.wait_for, timeout)
+    except br.SelectorTimeoutError as e:
+        if target.login is not None and _shows_login_form(driver, target):
+            raise CaptureError(f"login failed: the login form is shown ({e})") from e
+        raise
+    if target.table is not None and target.table != target.wait_for:
+        br.wait_visible(driver, target.table, timeout)
+
+
+def _shows_login_form(driver: br.WebDriver, target: TargetConfig) -> bool:
+    login = target.login
+    return login is not None and br.is_visible(driver, login.password)
+
+
+def run_step(driver: br.WebDriver, step: Step, timeout: float, where: str) -> None:
+    """Run one ``before`` step; errors are prefixed with ``where`` and the step."""
+    try:
+        if step.kind == "wait_s":
+            br.sleep(step.seconds)
+        elif step.kind == "click" and step.selector is not None:
+            br.click(driver, step.selector, timeout)
+        elif step.kind == "scroll" and step.selector is not None:
+            br.scroll_to(driver, step.selector, timeout)
+        else:
+            raise CaptureError(f"unknown step {step.kind!r}")
+    except br.BrowserCrashError:
+        raise
+    except CaptureError as e:
+        raise CaptureError(f"{where} {step.kind}: {e}") from e
+
+
+def build_stem(name: str, stamp: datetime, page: int | None) -> str:
+    """``NAME-YYYYmmddTHHMMSSZ`` (UTC), with ``-pK`` for page K of a paged target."""
+    stem = f"{name}-{stamp.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    return stem if page is None else f"{stem}-p{page}"
+
+
+def write_shot(
+    out: Path,
+    browser: br.Browser,
+    target: TargetConfig,
+    stamp: datetime,
+    page: int | None,
+    shot: br.Screenshot,
+    fonts: str,
+) -> Path:
+    """Write the PNG and its ``.json`` sidecar; return the PNG's path.
+
+    Raises:
+        CaptureError: the browser returned something that is not a usable image.
+    """
+    stem = build_stem(target.name, stamp, page)
+    try:
+        image = load_image(shot.png, name=f"{stem}.png")
+    except ImageLoadError as e:
+        raise CaptureError(f"the screenshot is not a usable image ({e})") from e
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = shot.box
+    expected = (round((x1 - x0) * browser.scale), round((y1 - y0) * browser.scale))
+    if abs(expected[0] - width) > 1 or abs(expected[1] - height) > 1:
+        log.warning("%s: image is %dx%d px, expected %dx%d", stem, width, height, *expected)
+    sidecar: dict[str, Any] = {
+        "target": target.name,
+        "url": target.url,
+        "selector": target.table,
+        "page": page,
+        "time": _iso(datetime.now(UTC)),
+        "scale": browser.scale,
+        "viewport": list(browser.viewport),
+        "browser": browser.version,
+        "sha256": hashlib.sha256(shot.png).hexdigest(),
+        "box": list(shot.box),
+        "image_size": [width, height],
+        "fonts": fonts,
+    }
+    png_path = out / f"{stem}.png"
+    write_atomic(png_path, shot.png)
+    write_atomic(out / f"{stem}.json", json.dumps(sidecar, indent=2) + "\n")
+    return png_path
+
+
+def append_report(out: Path, result: TargetResult) -> None:
+    """Append ``result`` as one JSON line to ``out/capture-report.jsonl`` (atomically)."""
+    line = {
+        "target": result.name,
+        "status": "ok" if result.ok else "failed",
+        "reason": result.reason,
+        "files": [_relative(p, out) for p in result.files],
+        "time": _iso(datetime.now(UTC)),
+        "attempts": result.attempts,
+    }
+    path = out / REPORT_NAME
+    try:
+        old = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        old = ""
+    except OSError as e:
+        raise CaptureError(f"{path}: cannot read ({e.strerror or e})") from e
+    if old and not old.endswith("\n"):
+        old += "\n"
+    write_atomic(path, old + json.dumps(line) + "\n")
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

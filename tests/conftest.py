@@ -1,0 +1,263 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask, Response, abort, redirect, request
+from werkzeug.serving import make_server
+
+# --- capture: a small web site served on 127.0.0.1 for the browser tests ------------
+
+CAPTURE_USER = "alice"
+CAPTURE_PASSWORD = "s3cret-Pa55word-7319"
+CAPTURE_TOKEN = "session-token-ok"
+PAGE_COLORS = ("#d00000", "#00a000", "#0000d0")  # page 1, 2, 3 of the paged table
+FONT_DELAY_S = 1.5
+
+
+@dataclass(frozen=True)
+class CaptureSite:
+    """The test site: ``url(path)`` gives an absolute URL on it."""
+
+    base: str
+    username: str = CAPTURE_USER
+    password: str = CAPTURE_PASSWORD
+    page_colors: tuple[str, ...] = PAGE_COLORS
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}"
+
+
+def _page(body: str, head: str = "") -> str:
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<style>body{margin:0;padding:20px;font:16px 'DejaVu Sans',sans-serif}</style>"
+        f"{head}</head><body>{body}</body></html>"
+    )
+
+
+def _rows(rows: int, cols: int, color: str, prefix: str = "") -> str:
+    return "".join(
+        "<tr>"
+        + "".join(
+            f"<td style='background:{color};padding:6px 10px'>{prefix}{r * cols + c}</td>"
+            for c in range(cols)
+        )
+        + "</tr>"
+        for r in range(rows)
+    )
+
+
+def _find_web_font() -> Path:
+    # fonts-dejavu-core (a test dependency) ships it; any other TTF will do too.
+    preferred = Path("/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf")
+    if preferred.is_file():
+        return preferred
+    for path in sorted(Path("/usr/share/fonts").rglob("*.ttf")):
+        if "mono" not in path.name.lower():
+            return path
+    raise FileNotFoundError("no TTF font under /usr/share/fonts for the web-font test")
+
+
+_LOGIN_FORM = """
+<form method="post" action="/login">
+  <input id="user" name="user"> <input id="pass" name="pass" type="password">
+  <button type="submit">Sign in</button>
+</form>
+"""
+
+_PAGED_JS = """
+<script>
+const colors = %s;
+let page = 0;
+function render() {
+  const rows = [];
+  for (let r = 0; r < 4; r++) {
+    const cells = [];
+    for (let c = 0; c < 5; c++) {
+      const style = `background:${colors[page]};padding:8px 14px`;
+      cells.push(`<td style="${style}">p${page + 1}-${r}${c}</td>`);
+    }
+    rows.push(`<tr>${cells.join('')}</tr>`);
+  }
+  document.querySelector('#pt tbody').innerHTML = rows.join('');
+}
+render();
+document.querySelector('a.next').addEventListener('click', (e) => {
+  e.preventDefault();
+  // The next page arrives a little later, as from a server.
+  setTimeout(() => { page = Math.min(page + 1, colors.length - 1); render(); }, 200);
+});
+</script>
+"""
+
+
+def make_capture_app() -> Flask:
+    """The pages the capture tests screenshot."""
+    app = Flask("capture_site")
+    font_bytes = _find_web_font().read_bytes()
+
+    @app.get("/plain")
+    def plain() -> str:
+        return _page(f"<h1>Plain</h1><table id='t'>{_rows(3, 4, '#e0e0e0')}</table>")
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login() -> Response | str:
+        if request.method == "POST":
+            if request.form.get("user") == CAPTURE_USER and (
+                request.form.get("pass") == CAPTURE_PASSWORD
+            ):
+                resp = redirect("/secret", code=303)
+                resp.set_cookie("session", CAPTURE_TOKEN)
+                return resp
+            # A careless site that echoes what was typed: it must not reach our outputs.
+            typed = request.form.get("pass", "")
+            return _page(f"<p class='error'>Wrong password {typed}</p>{_LOGIN_FORM}")
+        return _page(_LOGIN_FORM)
+
+    @app.get("/secret")
+    def secret() -> Response | str:
+        if request.cookies.get("session") != CAPTURE_TOKEN:
+            return redirect("/login", code=303)
+        return _page(f"<table id='history'>{_rows(4, 5, '#ffe0a0')}</table>")
+
+    @app.get("/delayed")
+    def delayed() -> str:
+        table = f"<table id='late'>{_rows(3, 3, '#ff8800')}</table>"
+        script = (
+            "<script>setTimeout(() => document.body.insertAdjacentHTML("
+            f"'beforeend', {table!r}), 800);</script>"
+        )
+        return _page("<p>Loading...</p>" + script)
+
+    @app.get("/tall")
+    def tall() -> str:
+        rows = []
+        for i in range(90):
+            color = "#0000ff" if i < 10 else "#ff0000" if i >= 80 else "#ffffff"
+            rows.append(
+                f"<tr style='height:30px'><td style='padding:0;background:{color}'>{i}</td>"
+                f"<td style='padding:0;background:{color}'>{i * 2}</td></tr>"
+            )
+        table = (
+            "<table id='tall' style='border-collapse:collapse;border-spacing:0;"
+            "width:1100px;table-layout:fixed;font-size:14px;margin-left:40px'>"
+            f"{''.join(rows)}</table>"
+        )
+        return _page(f"<div style='height:150px'></div>{table}<p>end</p>")
+
+    @app.get("/paged")
+    def paged() -> str:
+        body = "<table id='pt'><tbody></tbody></table><p><a class='next' href='#'>next</a></p>"
+        return _page(body + _PAGED_JS % (list(PAGE_COLORS),))
+
+    @app.get("/nav/<int:page>")
+    def nav(page: int) -> str:
+        # Paging by following links: every page is a new document.
+        color = PAGE_COLORS[(page - 1) % len(PAGE_COLORS)]
+        table = f"<table id='pt'>{_rows(3, 4, color, prefix=f'n{page}-')}</table>"
+        return _page(f"{table}<p><a class='next' href='/nav/{page + 1}'>next</a></p>")
+
+    @app.get("/hidden")
+    def hidden() -> str:
+        # The table shows only after a click on a button far down the page.
+        table = f"<table id='h' style='display:none'>{_rows(3, 3, '#8040c0')}</table>"
+        button = (
+            "<div style='height:1500px'></div><button id='show-all' onclick=\""
+            "document.querySelector('#h').style.display='table'\">Show all</button>"
+        )
+        return _page(table + button)
+
+    @app.get("/font/<mode>")
+    def font_page(mode: str) -> str:
+        head = (
+            "<style>@font-face{font-family:'Late';"
+            f"src:url('/fontfile/{mode}.ttf') format('truetype');font-display:block}}"
+            "#ft td{font:24px 'Late',monospace;padding:4px 10px}</style>"
+        )
+        table = "<table id='ft'><tr><td>12</td><td>34</td><td>5</td></tr></table>"
+        # Inserted after the load event, so that the font is fetched only afterwards.
+        script = (
+            "<script>addEventListener('load', () => setTimeout(() => "
+            f"document.body.insertAdjacentHTML('beforeend', {table!r}), 50));</script>"
+        )
+        return _page(script, head)
+
+    @app.get("/fontfile/<mode>.ttf")
+    def font_file(mode: str) -> Response:
+        if mode == "missing":
+            abort(404)
+        if mode == "slow":
+            time.sleep(FONT_DELAY_S)
+        return Response(font_bytes, mimetype="font/ttf")
+
+    @app.get("/never")
+    def never() -> str:
+        return _page("<p>No table here.</p>")
+
+    @app.get("/slow")
+    def slow() -> str:
+        time.sleep(4)
+        return _page("<table id='t'><tr><td>late</td></tr></table>")
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def capture_site() -> Iterator[CaptureSite]:
+    """The capture test site, served on 127.0.0.1 for the whole session."""
+    server = make_server("127.0.0.1", 0, make_capture_app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield CaptureSite(base=f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+
+
+# --- grid, model and main-job tests: shared data and the default model --------------
+
+SHARED_DIR = Path(__file__).resolve().parent.parent.parent / "shared"
+MNIST_NPZ = SHARED_DIR / "data" / "mnist-digits.npz"
+DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
+
+
+@pytest.fixture(scope="session")
+def mnist_path() -> Path:
+    """The shared MNIST file (present on every developer machine and in CI)."""
+    if not MNIST_NPZ.is_file():
+        pytest.fail(f"{MNIST_NPZ} is missing: the shared data folder must sit beside the repo")
+    return MNIST_NPZ
+
+
+@pytest.fixture(scope="session")
+def mnist_test_digits(mnist_path: Path) -> tuple[Any, Any]:
+    """MNIST ``(x_test, y_test)``: handwriting for synthetic scans (never trained on)."""
+    from gridreader.synth.mnist import load_mnist
+
+    data = load_mnist(mnist_path)
+    return data.x_test, data.y_test
+
+
+@pytest.fixture(scope="session")
+def dejavu_sans() -> Path:
+    """A clear sans face (fonts-dejavu-core is a test dependency)."""
+    path = DEJAVU_DIR / "DejaVuSans.ttf"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: install fonts-dejavu-core (make sysdeps-test)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def default_classifier() -> Any:
+    """The committed default model (``models/DEFAULT``), loaded once per session."""
+    from gridreader.model import load_classifier
+
+    return load_classifier()
