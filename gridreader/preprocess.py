@@ -17,6 +17,7 @@ INPUT_SIZE: tuple[int, int] = (32, 48)
 
 _MIN_CONTRAST = 28.0
 _PAD = 2
+_SMALL = 28
 
 
 def to_gray(img: np.ndarray) -> np.ndarray:
@@ -46,10 +47,17 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
     """
     out_h, out_w = size
     canvas = np.zeros((out_h, out_w), np.float32)
-    gray = to_gray(crop).astype(np.float32)
+    gray = to_gray(crop)
     h, w = gray.shape
     if h < 3 or w < 3:
         return canvas
+    if h < _SMALL:
+        # Tiny screen text: thresholds and components behave far better on a
+        # smooth upsampled copy than on 6 px blobs.
+        f = min(4.0, _SMALL / h)
+        gray = cv2.resize(gray, (round(w * f), round(h * f)), interpolation=cv2.INTER_CUBIC)
+        h, w = gray.shape
+    gray = gray.astype(np.float32)
     bg = float(np.median(gray))
     ink = np.abs(gray - bg)
     # Ruling along the edges is erased before the contrast is measured: a dark
@@ -59,11 +67,15 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
     if contrast < _MIN_CONTRAST:
         return canvas
     ink = np.clip(ink / contrast, 0.0, 1.0)
-    mask = (ink > 0.5).astype(np.uint8)
+    # Hysteresis: a faint pencil stroke is kept whole as long as some of it is
+    # clearly ink, instead of breaking into specks at a single threshold.
+    mask = (ink > 0.3).astype(np.uint8)
 
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         return canvas
+    strong = np.zeros(n, bool)
+    strong[np.unique(labels[ink > 0.55])] = True
     areas = stats[1:, cv2.CC_STAT_AREA]
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     widths = stats[1:, cv2.CC_STAT_WIDTH]
@@ -71,7 +83,8 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
     # Glyph parts are tall, or at least a real share of the largest glyph; specks
     # of noise and JPEG ringing are neither.
     keep = (areas >= max(2.0, 0.08 * biggest)) & ((heights >= 0.22 * h) | (areas >= 0.25 * biggest))
-    keep &= ~((heights <= 2) & (widths <= 2))
+    keep &= ~((heights <= 2) & (widths <= 2)) & strong[1:]
+    keep &= ~_rule_fragments(stats[1:], h, w)
     if not keep.any():
         return canvas
     kept = np.flatnonzero(keep) + 1
@@ -94,31 +107,49 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
     return canvas
 
 
-def _erase_edge_rules(ink: np.ndarray, threshold: float) -> None:
-    """Blank rows/columns near the crop's edges that are mostly ink (ruling).
+def _rule_fragments(stats: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Components that are bits of ruling: thin, straight, and running from one
+    side of the crop to the opposite one (a digit never spans the whole cell)."""
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    cw, ch = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    horizontal = (x <= 1) & (x + cw >= w - 1) & (ch <= max(3, 0.15 * h))
+    vertical = (y <= 1) & (y + ch >= h - 1) & (cw <= max(3, 0.15 * w))
+    return horizontal | vertical
 
-    ``threshold`` is low (a quarter of the strongest ink) so that faint and
-    JPEG-blurred rules are caught as well as crisp ones.
+
+def _erase_edge_rules(ink: np.ndarray, threshold: float) -> None:
+    """Blank ruling that runs along the crop's edges.
+
+    A rule crosses the whole crop and is thin; a digit near the edge is
+    neither, so only thin runs of rows (or columns) inked along nearly their
+    whole length, within the outer bands, are erased. ``threshold`` is low (a
+    quarter of the strongest ink) so faint and JPEG-blurred rules count too.
     """
     h, w = ink.shape
-    band_h, band_w = max(1, round(h * 0.22)), max(1, round(w * 0.22))
     mask = (ink > threshold).astype(np.uint8)
-    # A rule that drifts by a pixel across the crop still fills its rows when
+    # A rule drifting by a pixel across the crop still fills its rows when
     # each row may borrow from its neighbours.
     row_fill = cv2.dilate(mask, np.ones((3, 1), np.uint8)).mean(axis=1)
     col_fill = cv2.dilate(mask, np.ones((1, 3), np.uint8)).mean(axis=0)
-    for rows in (slice(0, band_h), slice(h - band_h, h)):
-        ink[_with_neighbours(np.flatnonzero(row_fill[rows] >= 0.55) + (rows.start or 0), h), :] = (
-            0.0
-        )
-    for cols in (slice(0, band_w), slice(w - band_w, w)):
-        ink[:, _with_neighbours(np.flatnonzero(col_fill[cols] >= 0.55) + (cols.start or 0), w)] = (
-            0.0
-        )
+    for idx in _edge_rules(row_fill, h):
+        ink[idx, :] = 0.0
+    for idx in _edge_rules(col_fill, w):
+        ink[:, idx] = 0.0
 
 
-def _with_neighbours(hit: np.ndarray, n: int) -> np.ndarray:
-    return np.unique(np.clip(np.concatenate([hit - 1, hit, hit + 1]), 0, n - 1))
+def _edge_rules(fill: np.ndarray, n: int) -> list[np.ndarray]:
+    band = max(1, round(n * 0.25))
+    thick = max(3, round(n * 0.15))
+    out = []
+    for lo, hi in ((0, band), (n - band, n)):
+        hit = np.flatnonzero(fill[lo:hi] >= 0.85) + lo
+        if hit.size == 0:
+            continue
+        # Consecutive runs of full rows; a thick run is a glyph, not a rule.
+        for run in np.split(hit, np.flatnonzero(np.diff(hit) > 1) + 1):
+            if len(run) <= thick:
+                out.append(np.arange(max(0, run[0] - 1), min(n, run[-1] + 2)))
+    return out
 
 
 def prepare_batch(crops: Sequence[np.ndarray], size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:

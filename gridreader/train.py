@@ -46,6 +46,7 @@ class PretrainConfig:
     workers: int = 2
     exclude_fonts: tuple[str, ...] = ()
     input_size: tuple[int, int] = INPUT_SIZE
+    handwritten_share: float = 0.35
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,9 @@ def _synth_chunk(
 
     mnist = load_mnist(mnist_src)
     x, y = (mnist.x_test, mnist.y_test) if use_test else (mnist.x_train, mnist.y_train)
-    synth = CellSynth(classes, x, y, find_fonts(exclude=exclude), seed=seed)
+    synth = CellSynth(
+        classes, x, y, find_fonts(exclude=exclude), seed=seed, handwritten_share=hw_share
+    )
     X, labels = synth.sample_prepared(n, size)
     # uint8 halves the cost of shipping the chunk back to the parent.
     return (X[..., 0] * 255).round().astype(np.uint8), labels
@@ -87,6 +90,7 @@ def make_synthetic(
     *,
     use_mnist_test: bool = False,
     exclude_fonts: tuple[str, ...] = (),
+    handwritten_share: float = 0.35,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` prepared synthetic crops ``(n, h, w, 1)`` float32 and their labels.
 
@@ -94,8 +98,17 @@ def make_synthetic(
     validation only, never for training.
     """
     chunk = 2_000
-    jobs = [
-        (classes, mnist, use_mnist_test, exclude_fonts, min(chunk, n - i), seed * 100_003 + i, size)
+    jobs: list[_Job] = [
+        (
+            classes,
+            mnist,
+            use_mnist_test,
+            exclude_fonts,
+            min(chunk, n - i),
+            seed * 100_003 + i,
+            size,
+            handwritten_share,
+        )
         for i in range(0, n, chunk)
     ]
     if workers > 1 and len(jobs) > 1:
@@ -223,6 +236,7 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
             "excluded_fonts": list(cfg.exclude_fonts),
             "synthetic_train_cells": cfg.samples,
             "synthetic_val_cells": cfg.val_samples,
+            "handwritten_share": cfg.handwritten_share,
             "licence_note": "MNIST by Yann LeCun and Corinna Cortes, CC BY-SA 3.0",
         },
         "params": {

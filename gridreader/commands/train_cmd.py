@@ -26,6 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--handwritten-share",
+        type=float,
+        default=0.35,
+        help="share of synthetic cells written by hand (MNIST) rather than in fonts",
+    )
     p.add_argument("--workers", type=int, default=2, help="processes generating cells")
     p.add_argument(
         "--exclude-fonts",
@@ -78,6 +84,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=max(1, args.workers),
         exclude_fonts=tuple(s.strip() for s in args.exclude_fonts.split(",") if s.strip()),
+        handwritten_share=args.handwritten_share,
     )
     pretrain(cfg, args.out, _command())
     return 0
