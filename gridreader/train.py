@@ -62,10 +62,11 @@ class TrainResult:
 # -- synthetic data ----------------------------------------------------------------
 
 
-def _synth_chunk(
-    args: tuple[tuple[str, ...], str | None, bool, tuple[str, ...], int, int, tuple[int, int]],
-) -> tuple[np.ndarray, np.ndarray]:
-    classes, mnist_src, use_test, exclude, n, seed, size = args
+_Job = tuple[tuple[str, ...], str | None, bool, tuple[str, ...], int, int, tuple[int, int], float]
+
+
+def _synth_chunk(args: _Job) -> tuple[np.ndarray, np.ndarray]:
+    classes, mnist_src, use_test, exclude, n, seed, size, hw_share = args
     from gridreader.synth.cells import CellSynth
     from gridreader.synth.fonts import find_fonts
     from gridreader.synth.mnist import load_mnist
