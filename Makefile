@@ -18,14 +18,19 @@ MODEL ?= models/gridreader-v1
 .PHONY: demo test lint typecheck pytest sysdeps-test sysdeps-fonts model samples bench clean
 
 $(STAMP): pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	@# Debian ships venv support separately (python3-venv); install it if missing.
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
+	  && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
 demo: $(STAMP)
 	$(BIN)/gridreader batch data/samples --out out/demo
-	@echo "CSVs in out/demo/, per-cell confidences in out/demo/report.jsonl"
+	@echo "CSVs in out/demo/, per-cell confidences in out/demo/report.jsonl, uncertain cells in out/demo/review/"
+	@echo "Scored against the pages' own numbers (data/samples/*.csv):"
+	$(BIN)/gridreader eval data/samples
 
 # Installs apt packages only when they are missing, and only as root.
 define apt_ensure

@@ -238,26 +238,152 @@ def mnist_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def mnist_test_digits(mnist_path: Path) -> tuple[Any, Any]:
-    """MNIST ``(x_test, y_test)``: handwriting for synthetic scans (never trained on)."""
-    from gridreader.synth.mnist import load_mnist
-
-    data = load_mnist(mnist_path)
-    return data.x_test, data.y_test
-
-
-@pytest.fixture(scope="session")
-def dejavu_sans() -> Path:
-    """A clear sans face (fonts-dejavu-core is a test dependency)."""
-    path = DEJAVU_DIR / "DejaVuSans.ttf"
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: install fonts-dejavu-core (make sysdeps-test)")
-    return path
-
-
-@pytest.fixture(scope="session")
 def default_classifier() -> Any:
     """The committed default model (``models/DEFAULT``), loaded once per session."""
     from gridreader.model import load_classifier
 
     return load_classifier()
+
+
+# --- reliability and nightly tests (issue 6): a test model, table images, fuzz counts ---
+
+_FUZZ_COUNTS = pytest.StashKey[dict[str, int]]()
+
+
+@pytest.fixture(scope="session")
+def untrained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded, untrained model in the real format (``model.keras`` + card).
+
+    The reliability tests check the machinery (kill and resume, disk full,
+    locking), not accuracy, so they do not wait for ``models/DEFAULT``.
+    """
+    import keras
+
+    from gridreader.classes import parse_classes
+    from gridreader.model import build_model, save_model
+    from gridreader.preprocess import INPUT_SIZE
+
+    keras.utils.set_random_seed(6)
+    classes = parse_classes("0-36")
+    folder = tmp_path_factory.mktemp("models") / "untrained"
+    card = {
+        "classes": list(classes),
+        "input_size": list(INPUT_SIZE),
+        "data": "none: untrained, for tests",
+        "params": {"seed": 6},
+        "metrics": {},
+        "command": "tests/conftest.py untrained_model_dir",
+    }
+    save_model(build_model(len(classes), INPUT_SIZE), folder, card)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def table_image_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Twelve ruled tables (12 x 8 cells) as PNGs, ``t00.png`` .. ``t11.png``."""
+    import numpy as np
+    from PIL import Image
+
+    from gridreader.synth.tables import render_table
+
+    folder = tmp_path_factory.mktemp("tables")
+    font = DEJAVU_DIR / "DejaVuSans.ttf"
+    for i in range(12):
+        rng = np.random.default_rng(i)
+        values = [
+            [int(rng.integers(0, 37)) if rng.random() > 0.15 else None for _ in range(8)]
+            for _ in range(12)
+        ]
+        table = render_table(
+            values, "ruled", seed=i, cell=(56, 30), font=font if font.is_file() else None
+        )
+        Image.fromarray(table.image).save(folder / f"t{i:02d}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def fuzz_counts(pytestconfig: pytest.Config) -> dict[str, int]:
+    """Inputs fed to the fuzz tests, by kind; printed in the terminal summary."""
+    return pytestconfig.stash.setdefault(_FUZZ_COUNTS, {})
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    counts = config.stash.get(_FUZZ_COUNTS, None)
+    if counts:
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        terminalreporter.write_line(f"fuzzed {sum(counts.values())} inputs ({detail})")
+
+
+# --- main-job tests (issue 3): clear tables with their truth ----------------------------
+
+# Tables for the main-job tests: clear faces, cells of 30 px and more, truth beside them.
+CLEAR_TABLES = (
+    # stem, style, shape, seed, font, cell (w, h), extra render_table arguments
+    ("t1-ruled", "ruled", (4, 5), 11, "DejaVuSans.ttf", (70, 38), {"line_width": 1}),
+    ("t2-roulette", "roulette", (3, 7), 12, "DejaVuSans-Bold.ttf", (60, 44), {"line_width": 2}),
+    ("t3-dark", "dark", (5, 4), 13, "DejaVuSans.ttf", (72, 36), {}),
+    ("t4-borderless", "borderless", (4, 4), 14, "DejaVuSans.ttf", (70, 36), {}),
+    ("t5-zebra", "zebra", (5, 3), 15, "DejaVuSans.ttf", (80, 34), {}),
+    ("t6-ruled-jpeg", "ruled", (3, 6), 16, "DejaVuSans.ttf", (64, 40), {"jpeg_quality": 85}),
+)
+
+
+@dataclass(frozen=True)
+class ClearTable:
+    """One rendered table on disk with its truth."""
+
+    path: Path
+    style: str
+    values: list[list[int | None]]
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    def csv_rows(self) -> list[list[str]]:
+        return [["" if v is None else str(v) for v in row] for row in self.values]
+
+
+def clear_values(seed: int, rows: int, cols: int, style: str) -> list[list[int | None]]:
+    """Seeded 0-36 values; a few empty cells except in roulette."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out: list[list[int | None]] = [
+        [int(rng.integers(0, 37)) for _ in range(cols)] for _ in range(rows)
+    ]
+    if style != "roulette":
+        for k in range(max(1, rows * cols // 8)):
+            out[(k * 3 + seed) % rows][(k * 5 + seed) % cols] = None
+    return out
+
+
+@pytest.fixture(scope="session")
+def clear_tables(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[ClearTable]]:
+    """``(folder, tables)``: six tables as PNG/JPEG with ``NAME.csv`` and ``NAME.boxes.json``
+    (the bench layout) beside them. Treat the folder as read-only; copy it to change it."""
+    import csv
+    import json
+
+    from PIL import Image
+
+    from gridreader.synth.tables import render_table
+
+    if not (DEJAVU_DIR / "DejaVuSans.ttf").is_file():
+        pytest.fail(f"{DEJAVU_DIR} is missing: install fonts-dejavu-core (make sysdeps-test)")
+    folder = tmp_path_factory.mktemp("clear-tables")
+    tables = []
+    for stem, style, (rows, cols), seed, font, cell, extra in CLEAR_TABLES:
+        values = clear_values(seed, rows, cols, style)
+        t = render_table(values, style, seed=seed, font=DEJAVU_DIR / font, cell=cell, **extra)
+        # The JPEG-compressed table is stored as a .jpg file, the others as PNG.
+        path = folder / f"{stem}.{'jpg' if 'jpeg_quality' in extra else 'png'}"
+        Image.fromarray(t.image).save(path, **({"quality": 92} if path.suffix == ".jpg" else {}))
+        with open(folder / f"{stem}.csv", "w", newline="", encoding="utf-8") as f:
+            csv.writer(f, lineterminator="\n").writerows(
+                [["" if v is None else v for v in row] for row in values]
+            )
+        meta = {"style": style, "rows": rows, "cols": cols, "boxes": t.boxes}
+        (folder / f"{stem}.boxes.json").write_text(json.dumps(meta), encoding="utf-8")
+        tables.append(ClearTable(path, style, values))
+    return folder, tables

@@ -229,11 +229,14 @@ def _extend_outer(maps: InkMaps, rows: list[float], cols: list[float], axis: int
         # stop here) has no row beyond it.
         if _closed_beyond(maps, across, (out[0], out[-1]), (lo, hi), axis):
             continue
-        # Its ink must sit inside the cells, not run across the table's edges.
-        ink = win.sum(axis=0) > 0
-        inner = [int(c) - a0 for c in across[1:-1]]
-        crossing = sum(1 for c in inner if ink[max(0, c - 1) : c + 2].any())
-        if inner and crossing > 0.25 * len(inner):
+        # Its words must sit inside the cells: prose (a title, a footer) runs
+        # across the table's column edges, a row of numbers does not.
+        tokens = text_bands(win.sum(axis=0), min_gap=max(2.0, 0.35 * th))
+        inner = [c - a0 for c in across[1:-1]]
+        straddling = sum(
+            1 for s0, s1 in tokens if any(s0 + 0.25 * th < c < s1 - 0.25 * th for c in inner)
+        )
+        if straddling:
             continue
         if direction < 0:
             out.insert(0, max(0.0, edge - pitch))
