@@ -106,8 +106,8 @@ def _zoom_for(text_h: float, shape: tuple[int, ...]) -> float:
     side = max(shape[0], shape[1])
     if 0 < text_h < 9:
         z = min(3.0, 12.0 / text_h)
-    elif text_h > 30:
-        z = 20.0 / text_h
+    elif text_h > 36:
+        z = 26.0 / text_h
     else:
         z = 1.0
     return min(z, _MAX_WORK_SIDE / side) if z * side > _MAX_WORK_SIDE else z
@@ -117,9 +117,12 @@ def find_edges(maps: InkMaps, region: Region, axis: int) -> list[float]:
     """Boundaries of rows (``axis=0``) or columns (``axis=1``) inside ``region``."""
     x0, y0, x1, y1 = region
     th = maps.text_h
-    # A rule in a scan drifts a pixel or two across its length; count it as
-    # covering its row if it is within that drift.
-    drift = np.ones((5, 1) if axis == 0 else (1, 5), np.uint8)
+    # A rule in a scan drifts across its length (rotation left over after
+    # straightening, perspective); count it as covering its row if it stays
+    # within about a degree of it.
+    length = (x1 - x0) if axis == 0 else (y1 - y0)
+    reach = max(5, int(0.016 * length) | 1)
+    drift = np.ones((reach, 1) if axis == 0 else (1, reach), np.uint8)
     if axis == 0:
         rules, steps = maps.rules_h[y0:y1, x0:x1], maps.steps_h[y0:y1, x0:x1]
         glyphs = maps.glyphs[y0:y1, x0:x1].sum(axis=1)
