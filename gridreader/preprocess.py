@@ -57,16 +57,18 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
         f = min(4.0, _SMALL / h)
         gray = cv2.resize(gray, (round(w * f), round(h * f)), interpolation=cv2.INTER_CUBIC)
         h, w = gray.shape
-    gray = gray.astype(np.float32)
-    bg = float(np.median(gray))
-    ink = np.abs(gray - bg)
+    # Histograms of uint8 images give the median and percentiles far faster
+    # than sorting, and this runs for every cell.
+    bg = _quantile_u8(gray, 0.5)
+    ink8 = cv2.absdiff(gray, np.full_like(gray, bg))
+    ink = ink8.astype(np.float32)
     # Ruling along the edges is erased before the contrast is measured: a dark
     # rule must not set the scale and wash out light pencil or thin white text.
-    _erase_edge_rules(ink, max(_MIN_CONTRAST, 0.25 * float(ink.max())))
-    contrast = float(np.percentile(ink, 99.5))
+    _erase_edge_rules(ink, max(_MIN_CONTRAST, 0.25 * float(ink8.max())))
+    contrast = float(_quantile_u8(ink.astype(np.uint8), 0.995))
     if contrast < _MIN_CONTRAST:
         return canvas
-    ink = np.clip(ink / contrast, 0.0, 1.0)
+    ink = np.clip(ink * (1.0 / contrast), 0.0, 1.0)
     # Hysteresis: a faint pencil stroke is kept whole as long as some of it is
     # clearly ink, instead of breaking into specks at a single threshold.
     mask = (ink > 0.3).astype(np.uint8)
@@ -105,6 +107,11 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
     top, left = (out_h - nh) // 2, (out_w - nw) // 2
     canvas[top : top + nh, left : left + nw] = small
     return canvas
+
+
+def _quantile_u8(img: np.ndarray, q: float) -> int:
+    counts = np.bincount(img.ravel(), minlength=256)
+    return int(np.searchsorted(np.cumsum(counts), q * img.size))
 
 
 def _rule_fragments(stats: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -29,7 +29,7 @@ def _rule_angle(mask: np.ndarray) -> float | None:
     segs = cv2.HoughLinesP(
         mask,
         1,
-        np.pi / 1440,
+        np.pi / 720,
         threshold=max(20, min_len // 2),
         minLineLength=min_len,
         maxLineGap=max(3, min_len // 12),
