@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
+import secrets
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +20,6 @@ MIN_SIDE = 32
 MAX_SIDE = 10_000
 MAX_PIXELS = 60_000_000
 MAX_FILE_BYTES = 200 * 1024 * 1024
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 # We enforce our own (stricter) size limits before decoding; Pillow's bomb check
 # would otherwise warn or raise with its own wording.
@@ -127,19 +124,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         OutputError: the file could not be written or renamed.
     """
     target = Path(path)
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
+        # Created like any output file (0666 less the umask), unlike mkstemp's 0600.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as e:
         raise OutputError(f"{target}: cannot write ({e.strerror or e})") from e
-    tmp = Path(tmp_name)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        # mkstemp makes 0600 files; outputs get the usual umask-based mode.
-        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     except OSError as e:
         tmp.unlink(missing_ok=True)
