@@ -181,6 +181,7 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
         cfg.input_size,
         cfg.workers,
         exclude_fonts=cfg.exclude_fonts,
+        handwritten_share=cfg.handwritten_share,
     )
     Xv, yv = make_synthetic(
         cfg.classes,
@@ -191,6 +192,7 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
         cfg.workers,
         use_mnist_test=True,
         exclude_fonts=cfg.exclude_fonts,
+        handwritten_share=cfg.handwritten_share,
     )
     gen_s = time.time() - t0
     keras = _keras()
