@@ -71,13 +71,29 @@ def output_stems(images: list[Path]) -> dict[Path, str]:
     return out
 
 
-def _is_fresh(out_dir: Path, stem: str, image: Path, model_mtime: float) -> bool:
+def _source_stamp(image: Path, classifier: Classifier) -> dict[str, Any]:
+    """What an output was made from: the image's size and mtime, and the model."""
+    st = image.stat()
+    model = (classifier.path / MODEL_FILE).stat()
+    return {
+        "image_size": st.st_size,
+        "image_mtime_ns": st.st_mtime_ns,
+        "model": classifier.name,
+        "model_mtime_ns": model.st_mtime_ns,
+    }
+
+
+def _is_fresh(out_dir: Path, stem: str, image: Path, classifier: Classifier) -> bool:
+    """Outputs exist, are newer than image and model, and were made from exactly
+    this image and model (a replaced file copied with an older mtime is redone)."""
     csv_path, record = out_dir / f"{stem}.csv", out_dir / STATE / f"{stem}.json"
     try:
-        done = min(csv_path.stat().st_mtime, record.stat().st_mtime)
-        return done > image.stat().st_mtime and done > model_mtime
-    except OSError:
+        done = min(csv_path.stat().st_mtime_ns, record.stat().st_mtime_ns)
+        stamp = _source_stamp(image, classifier)
+        saved = json.loads(record.read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError, AttributeError):
         return False
+    return saved == stamp and done > stamp["image_mtime_ns"] and done > stamp["model_mtime_ns"]
 
 
 def run_batch(
@@ -113,8 +129,7 @@ def run_batch(
         (out_dir / REVIEW).mkdir(exist_ok=True)
     except OSError as e:
         raise OutputError(f"{out_dir}: cannot create output folder ({e.strerror or e})") from e
-    model_mtime = (classifier.path / MODEL_FILE).stat().st_mtime
-    todo = [p for p in images if force or not _is_fresh(out_dir, stems[p], p, model_mtime)]
+    todo = [p for p in images if force or not _is_fresh(out_dir, stems[p], p, classifier)]
     skipped = len(images) - len(todo)
     counts = {"ok": 0, "failed": 0, "cells": 0, "review": 0}
     errors: list[str] = []
@@ -145,7 +160,13 @@ def run_batch(
                 counts["review"] += n_review
                 confidences.extend(c.confidence for c in table.cells)
             line = json.dumps(record) + "\n"
-            write_atomic(out_dir / STATE / f"{stem}.json", line)
+            # The state record also says what the outputs were made from.
+            try:
+                source: dict[str, Any] | None = _source_stamp(item.path, classifier)
+            except OSError:
+                source = None
+            state = dict(record, source=source)
+            write_atomic(out_dir / STATE / f"{stem}.json", json.dumps(state) + "\n")
             report.write(line)
             report.flush()
             bar.update(1)
@@ -237,7 +258,8 @@ def _write_review(
 ) -> int:
     for old in review_dir.glob(f"{stem}.r*"):
         old.unlink(missing_ok=True)
-    low = [c for c in table.cells if c.confidence < below]
+    # ``below`` = 1 sends every cell (a confidence of exactly 1.0 included).
+    low = [c for c in table.cells if c.confidence < below or below >= 1.0]
     strips_written: set[int] = set()
     for c in low:
         k = c.row * table.cols + c.col
@@ -279,9 +301,11 @@ def _rewrite_report(out_dir: Path, images: list[Path], stems: dict[Path, str]) -
     for p in images:
         rec = out_dir / STATE / f"{stems[p]}.json"
         try:
-            lines.append(rec.read_text(encoding="utf-8"))
+            state = json.loads(rec.read_text(encoding="utf-8"))
         except FileNotFoundError:
             continue
-        except OSError as e:
-            raise OutputError(f"{rec}: cannot read ({e.strerror or e})") from e
+        except (OSError, ValueError) as e:
+            raise OutputError(f"{rec}: cannot read ({e})") from e
+        state.pop("source", None)
+        lines.append(json.dumps(state) + "\n")
     write_atomic(out_dir / REPORT, "".join(lines))

@@ -59,10 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb and return its exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
+    argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
+    args.argv = argv  # model cards record the exact command
     try:
         return int(args.func(args))
     except UsageError as e:

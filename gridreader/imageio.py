@@ -31,7 +31,9 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def load_image(source: str | os.PathLike[str] | bytes, name: str | None = None) -> np.ndarray:
+def load_image(
+    source: str | os.PathLike[str] | bytes, name: str | None = None, *, min_side: int = MIN_SIDE
+) -> np.ndarray:
     """Decode an image file or bytes into an ``HxWx3`` uint8 RGB array.
 
     The header is checked before any pixel is decoded, so a small file claiming a
@@ -41,6 +43,8 @@ def load_image(source: str | os.PathLike[str] | bytes, name: str | None = None) 
     Args:
         source: a path, or the encoded bytes.
         name: the name to use in errors when ``source`` is bytes.
+        min_side: smallest accepted width/height; whole tables need 32 px, a
+            single cell crop can be much smaller.
 
     Raises:
         ImageLoadError: unreadable, truncated, too small or too large input.
@@ -68,7 +72,7 @@ def load_image(source: str | os.PathLike[str] | bytes, name: str | None = None) 
             warnings.simplefilter("ignore")
             im = Image.open(io.BytesIO(data))
             w, h = im.size
-            _check_size(label, w, h)
+            _check_size(label, w, h, min_side)
             im.load()
             arr = _to_rgb(im)
     except ImageLoadError:
@@ -81,9 +85,9 @@ def load_image(source: str | os.PathLike[str] | bytes, name: str | None = None) 
     return arr
 
 
-def _check_size(label: str, w: int, h: int) -> None:
-    if w < MIN_SIDE or h < MIN_SIDE:
-        raise ImageLoadError(f"{label}: image is {w}x{h} px, below the {MIN_SIDE} px minimum side")
+def _check_size(label: str, w: int, h: int, min_side: int = MIN_SIDE) -> None:
+    if w < min_side or h < min_side:
+        raise ImageLoadError(f"{label}: image is {w}x{h} px, below the {min_side} px minimum side")
     if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
         raise ImageLoadError(
             f"{label}: image claims {w}x{h} px, over the {MAX_SIDE} px / {MAX_PIXELS} pixel limit"

@@ -103,10 +103,16 @@ def iter_analysed(
         for p in paths:
             yield analyse_safely(p, input_size)
         return
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     ahead = 2 * workers
-    with ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker) as pool:
+    # forkserver: a forked copy of a process that already runs OpenCV's (or
+    # TensorFlow's) thread pools can deadlock; fresh workers cannot.
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_quiet_worker
+    ) as pool:
         futures = [pool.submit(analyse_safely, p, input_size) for p in paths[:ahead]]
         nxt = ahead
         for i in range(len(paths)):

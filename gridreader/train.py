@@ -279,7 +279,7 @@ def load_labelled(
     crops, idx = [], []
     for where, data, label in items:
         try:
-            crops.append(load_image(data, name=where))
+            crops.append(load_image(data, name=where, min_side=1))
         except Exception as e:  # ImageLoadError, with the crop named
             raise DataError(str(e)) from e
         try:
@@ -365,10 +365,18 @@ def finetune(
     before = _accuracy(base.network, X[val], y[val]) if n_val else float("nan")
     log(f"{len(tr)} labels for training, {n_val} held out; accuracy before: {before:.4f}")
 
+    # Labels are few and precious: they are repeated so that they make up
+    # about half of what the model sees, with synthetic cells replayed beside
+    # them (at most twice as many as labels) against forgetting.
     Xt, yt = X[tr], y[tr]
-    if replay > 0 and mnist is not None:
-        Xr, yr = make_synthetic(base.classes, mnist, replay, seed + 31, base.input_size, workers=1)
-        Xt, yt = np.concatenate([Xt, Xr]), np.concatenate([yt, yr])
+    n_replay = min(replay, 2 * len(tr)) if mnist is not None else 0
+    if n_replay > 0:
+        Xr, yr = make_synthetic(
+            base.classes, mnist, n_replay, seed + 31, base.input_size, workers=1
+        )
+        repeat = max(1, round(n_replay / len(tr)))
+        Xt = np.concatenate([np.repeat(Xt, repeat, axis=0), Xr])
+        yt = np.concatenate([np.repeat(yt, repeat), yr])
     keras = _keras()
     keras.utils.set_random_seed(seed)
     network = keras.models.clone_model(base.network)
@@ -390,7 +398,7 @@ def finetune(
                 "labels": str(labels),
                 "labelled_cells": len(y),
                 "held_out": int(n_val),
-                "replayed_synthetic_cells": int(len(yt) - len(tr)),
+                "replayed_synthetic_cells": int(n_replay),
                 "epochs": epochs,
                 "learning_rate": learning_rate,
                 "seed": seed,

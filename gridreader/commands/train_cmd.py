@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 
 from gridreader.classes import parse_classes
@@ -60,12 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="synthetic cells mixed in against forgetting (needs --mnist)",
     )
     f.add_argument("--mnist", default=None, help="MNIST source for the replayed synthetic cells")
+    f.add_argument("--learning-rate", type=float, default=3e-4)
     f.add_argument("--seed", type=int, default=0)
     f.set_defaults(func=run_finetune)
 
 
-def _command() -> str:
-    return "gridreader " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command(args: argparse.Namespace) -> str:
+    return "gridreader " + " ".join(shlex.quote(a) for a in args.argv)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -86,7 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
         exclude_fonts=tuple(s.strip() for s in args.exclude_fonts.split(",") if s.strip()),
         handwritten_share=args.handwritten_share,
     )
-    pretrain(cfg, args.out, _command())
+    pretrain(cfg, args.out, _command(args))
     return 0
 
 
@@ -97,11 +97,12 @@ def run_finetune(args: argparse.Namespace) -> int:
         args.model,
         args.labels,
         args.out,
-        _command(),
+        _command(args),
         epochs=args.epochs,
         val_fraction=args.val_fraction,
         replay=args.replay if args.mnist else 0,
         seed=args.seed,
         mnist=args.mnist,
+        learning_rate=args.learning_rate,
     )
     return 0

@@ -1,0 +1,217 @@
+"""``gridreader read`` and ``gridreader eval`` with the committed default model."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ClearTable
+from PIL import Image
+
+from gridreader.cli import main
+from gridreader.model import CARD_FILE, MODEL_FILE
+
+EVAL_KEYS = {
+    "folder",
+    "model",
+    "tables",
+    "cells",
+    "cell_accuracy",
+    "table_exact",
+    "shape_accuracy",
+    "failed_images",
+    "per_style",
+    "confusions",
+    "seconds",
+    "cells_per_second",
+    "ms_per_image",
+    "peak_rss_mb",
+    "workers",
+    "machine",
+    "mistakes",
+}
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def wrong(pred: list[list[str]], truth: list[list[str]]) -> int:
+    assert [len(r) for r in pred] == [len(r) for r in truth], "wrong table shape"
+    return sum(
+        a != b
+        for prow, trow in zip(pred, truth, strict=True)
+        for a, b in zip(prow, trow, strict=True)
+    )
+
+
+# --- read --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_read_prints_the_table(
+    capsys: pytest.CaptureFixture[str],
+    clear_tables: tuple[Path, list[ClearTable]],
+    default_classifier: Any,
+    index: int,
+) -> None:
+    table = clear_tables[1][index]
+    code, out, err = run(capsys, "read", str(table.path))
+    assert code == 0, err
+    pred = list(csv.reader(io.StringIO(out)))
+    assert wrong(pred, table.csv_rows()) <= 1, out
+    assert out.endswith("\n") and not out.startswith("\n")
+
+
+def test_read_bad_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    code, out, err = run(capsys, "read", str(bad))
+    assert code == 3 and out == ""
+    assert err.count("\n") == 1 and str(bad) in err and "Traceback" not in err
+
+
+def test_read_image_without_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (400, 300), "white").save(blank)
+    code, out, err = run(capsys, "read", str(blank))
+    assert code == 3 and out == ""
+    assert err.count("\n") == 1 and str(blank) in err and "no table" in err
+
+
+def test_read_missing_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], clear_tables: tuple[Path, list[ClearTable]]
+) -> None:
+    code, out, err = run(
+        capsys, "read", str(clear_tables[1][0].path), "--model", str(tmp_path / "none")
+    )
+    assert code == 3 and out == ""
+    assert "model folder not found" in err and str(tmp_path / "none") in err
+
+
+# --- eval --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def eval_json(
+    clear_tables: tuple[Path, list[ClearTable]], default_classifier: Any
+) -> dict[str, Any]:
+    folder, _ = clear_tables
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        code = main(["eval", str(folder), "--json"])
+    assert code == 0
+    return json.loads(buf.getvalue())
+
+
+def test_eval_json_fields(
+    eval_json: dict[str, Any],
+    clear_tables: tuple[Path, list[ClearTable]],
+    default_classifier: Any,
+) -> None:
+    folder, tables = clear_tables
+    r = eval_json
+    assert set(r) == EVAL_KEYS
+    n_cells = sum(len(row) for t in tables for row in t.values)
+    assert r["folder"] == str(folder)
+    assert r["model"] == default_classifier.name
+    assert (r["tables"], r["cells"]) == (len(tables), n_cells)
+    assert r["shape_accuracy"] == 1.0 and r["failed_images"] == 0
+    # At most one wrong cell per table.
+    assert r["cell_accuracy"] >= 1 - len(tables) / n_cells, r["mistakes"]
+    assert 0.0 <= r["table_exact"] <= 1.0
+    assert r["cells_per_second"] > 0 and r["ms_per_image"] > 0 and r["seconds"] > 0
+    assert r["cells_per_second"] == pytest.approx(n_cells / r["seconds"], rel=0.05)
+    assert r["ms_per_image"] == pytest.approx(1000 * r["seconds"] / len(tables), rel=0.05)
+    assert r["workers"] == 1
+
+
+def test_eval_per_style(
+    eval_json: dict[str, Any], clear_tables: tuple[Path, list[ClearTable]]
+) -> None:
+    _, tables = clear_tables
+    per = eval_json["per_style"]
+    assert set(per) == {t.style for t in tables}
+    for style, s in per.items():
+        mine = [t for t in tables if t.style == style]
+        assert s["tables"] == len(mine)
+        assert s["cells"] == sum(len(row) for t in mine for row in t.values)
+        assert s["shape_accuracy"] == 1.0
+        assert 0.0 <= s["cell_accuracy"] <= 1.0
+    total_right = sum(s["cell_accuracy"] * s["cells"] for s in per.values())
+    assert total_right / eval_json["cells"] == pytest.approx(eval_json["cell_accuracy"], abs=1e-4)
+
+
+def test_eval_confusions_match_mistakes(eval_json: dict[str, Any]) -> None:
+    mistakes = eval_json["mistakes"]
+    confusions = eval_json["confusions"]
+    assert all(set(c) == {"truth", "predicted", "count"} for c in confusions)
+    assert sum(c["count"] for c in confusions) <= len(mistakes)
+    if len({(m["truth"], m["predicted"]) for m in mistakes}) <= 10:
+        assert sum(c["count"] for c in confusions) == len(mistakes)
+    right = round(eval_json["cell_accuracy"] * eval_json["cells"])
+    assert eval_json["cells"] - right == len(mistakes)
+    with_mistakes = len({m["image"] for m in mistakes})
+    assert eval_json["table_exact"] == pytest.approx(
+        1 - with_mistakes / eval_json["tables"], abs=1e-4
+    )
+
+
+def test_eval_text_report(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    clear_tables: tuple[Path, list[ClearTable]],
+    default_classifier: Any,
+) -> None:
+    folder, tables = clear_tables
+    small = tmp_path / "small"
+    small.mkdir()
+    for suffix in (tables[0].path.suffix, ".csv", ".boxes.json"):
+        shutil.copy2(folder / f"{tables[0].stem}{suffix}", small)
+    code, out, err = run(capsys, "eval", str(small))
+    assert code == 0, err
+    assert "cell accuracy" in out and "per style:" in out and "cells/s" in out
+
+
+def test_eval_record_writes_the_card(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    clear_tables: tuple[Path, list[ClearTable]],
+    default_classifier: Any,
+) -> None:
+    folder, tables = clear_tables
+    bench = tmp_path / "minibench"
+    bench.mkdir()
+    for suffix in (tables[1].path.suffix, ".csv", ".boxes.json"):
+        shutil.copy2(folder / f"{tables[1].stem}{suffix}", bench)
+    model = tmp_path / "model-copy"
+    shutil.copytree(default_classifier.path, model)
+    weights = hashlib.sha256((model / MODEL_FILE).read_bytes()).hexdigest()
+    code, _, err = run(capsys, "eval", str(bench), "--model", str(model), "--record", "--json")
+    assert code == 0, err
+    card = json.loads((model / CARD_FILE).read_text())
+    rec = card["metrics"]["bench"]["minibench"]
+    assert rec["tables"] == 1 and "mistakes" not in rec
+    assert card["classes"] == list(default_classifier.classes)
+    assert hashlib.sha256((model / MODEL_FILE).read_bytes()).hexdigest() == weights
+
+
+def test_eval_folder_without_truth(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    clear_tables: tuple[Path, list[ClearTable]],
+    default_classifier: Any,
+) -> None:
+    shutil.copy2(clear_tables[1][0].path, tmp_path)
+    code, out, err = run(capsys, "eval", str(tmp_path), "--json")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and str(tmp_path) in err

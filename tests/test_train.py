@@ -1,0 +1,272 @@
+"""Tiny pretraining and fine-tuning runs through the CLI (``gridreader train`` / ``finetune``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from gridreader.cli import main
+from gridreader.model import CARD_FILE, MODEL_FILE, load_classifier
+
+# The label set: a few classes of the 0-36 model, drawn in two Hershey faces.
+LABELS = ("3", "7", "12", "25", "36", "empty")
+PER_LABEL = 10
+FACES = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def draw_crop(
+    rng: np.random.Generator, label: str, size: tuple[int, int] = (56, 36), face: int = 0
+) -> np.ndarray:
+    """A cell crop: dark digits (or nothing) on a light background, ``size`` = (w, h)."""
+    w, h = size
+    bg = int(rng.integers(225, 256))
+    img = np.full((h, w, 3), bg, np.uint8)
+    if label != "empty":
+        scale = h / 36 * float(rng.uniform(0.75, 0.9))
+        thick = int(rng.integers(1, 3))
+        (tw, th), _ = cv2.getTextSize(label, face, scale, thick)
+        x = max(0, (w - tw) // 2 + int(rng.integers(-3, 4)))
+        y = min(h - 2, (h + th) // 2 + int(rng.integers(-2, 3)))
+        ink = int(rng.integers(0, 60))
+        cv2.putText(img, label, (x, y), face, scale, (ink, ink, ink), thick, cv2.LINE_AA)
+    return img
+
+
+def write_label_folder(
+    root: Path, labels: tuple[str, ...] = LABELS, size: tuple[int, int] = (56, 36), seed: int = 0
+) -> Path:
+    """One sub-folder per label, ``PER_LABEL`` PNG crops in each."""
+    rng = np.random.default_rng(seed)
+    for label in labels:
+        d = root / label
+        d.mkdir(parents=True)
+        for i in range(PER_LABEL):
+            crop = draw_crop(rng, label, size, FACES[i % len(FACES)])
+            cv2.imwrite(str(d / f"{label}-{i:02d}.png"), crop)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, mnist_path: Path) -> Path:
+    """A model pretrained for three epochs on 1,500 synthetic cells."""
+    out = tmp_path_factory.mktemp("train") / "m"
+    code = main(
+        [
+            "train",
+            "--mnist",
+            str(mnist_path),
+            "--out",
+            str(out),
+            "--samples",
+            "1500",
+            "--val-samples",
+            "300",
+            "--epochs",
+            "3",
+            "--workers",
+            "1",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def labels_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_label_folder(tmp_path_factory.mktemp("labels") / "by-class")
+
+
+# --- pretraining -------------------------------------------------------------------------
+
+
+def test_train_writes_model_and_card(tiny_model: Path) -> None:
+    assert sorted(p.name for p in tiny_model.iterdir()) == [CARD_FILE, MODEL_FILE]
+    card = json.loads((tiny_model / CARD_FILE).read_text())
+    assert card["classes"] == [*(str(i) for i in range(37)), "empty"]
+    assert card["input_size"] == [32, 48]
+    assert card["data"]["synthetic_train_cells"] == 1500
+    assert card["data"]["synthetic_val_cells"] == 300
+    assert card["params"]["epochs"] == 3
+    metrics = card["metrics"]
+    assert 0.0 <= metrics["synthetic_val_accuracy"] <= 1.0
+    losses = metrics["train_loss_per_epoch"]
+    assert len(losses) == 3
+    assert losses[-1] < losses[0], f"training loss did not fall: {losses}"
+    clf = load_classifier(tiny_model)
+    assert clf.input_size == (32, 48) and len(clf.classes) == 38
+
+
+def test_train_card_records_the_command(tiny_model: Path) -> None:
+    # The card must say how to make the model again: the arguments this run was given.
+    command = json.loads((tiny_model / CARD_FILE).read_text())["command"]
+    assert command.startswith("gridreader train")
+    for part in ("--samples 1500", "--val-samples 300", "--epochs 3", "--workers 1"):
+        assert part in command, command
+
+
+def test_train_other_classes(tmp_path: Path, mnist_path: Path) -> None:
+    out = tmp_path / "m99"
+    code = main(
+        [
+            "train",
+            "--classes",
+            "0-99",
+            "--mnist",
+            str(mnist_path),
+            "--out",
+            str(out),
+            "--samples",
+            "400",
+            "--val-samples",
+            "100",
+            "--epochs",
+            "1",
+            "--workers",
+            "1",
+        ]
+    )
+    assert code == 0
+    card = json.loads((out / CARD_FILE).read_text())
+    assert card["classes"] == [*(str(i) for i in range(100)), "empty"]
+    clf = load_classifier(out)
+    assert clf.network.output_shape[-1] == 101
+
+
+def test_train_refuses_existing_model(
+    tiny_model: Path, mnist_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = digest(tiny_model)
+    code = main(["train", "--mnist", str(mnist_path), "--out", str(tiny_model), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert str(tiny_model) in err and "never overwritten" in err
+    assert digest(tiny_model) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--mnist", "/nonexistent/mnist.npz"], "/nonexistent/mnist.npz"),
+        (["--classes", "0-x"], "--classes"),
+        (["--samples", "0"], "must be positive"),
+    ],
+)
+def test_train_bad_arguments(
+    tmp_path: Path,
+    mnist_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    fragment: str,
+) -> None:
+    base = ["train", "--out", str(tmp_path / "m"), "--samples", "50", "--val-samples", "10"]
+    if "--mnist" not in args:
+        base += ["--mnist", str(mnist_path)]
+    code = main([*base, *args])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "m" / MODEL_FILE).exists()
+
+
+# --- fine-tuning -------------------------------------------------------------------------
+
+
+def finetune(base: Path, labels: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "finetune",
+            "--model",
+            str(base),
+            "--labels",
+            str(labels),
+            "--out",
+            str(out),
+            "--epochs",
+            "4",
+            *extra,
+        ]
+    )
+
+
+def test_finetune_from_class_folders(tiny_model: Path, labels_dir: Path, tmp_path: Path) -> None:
+    before = digest(tiny_model)
+    out = tmp_path / "m2"
+    assert finetune(tiny_model, labels_dir, out) == 0
+    assert digest(tiny_model) == before, "the base model was modified"
+    assert sorted(p.name for p in out.iterdir()) == [CARD_FILE, MODEL_FILE]
+    card = json.loads((out / CARD_FILE).read_text())
+    assert card["parent"] == tiny_model.name
+    assert card["classes"] == json.loads((tiny_model / CARD_FILE).read_text())["classes"]
+    ft = card["finetune"]
+    assert ft["labelled_cells"] == len(LABELS) * PER_LABEL
+    assert ft["held_out"] == round(0.2 * len(LABELS) * PER_LABEL)
+    losses = ft["loss_per_epoch"]
+    assert len(losses) == 4
+    assert losses[-1] < losses[0], f"fine-tuning loss did not fall: {losses}"
+    for key in ("heldout_accuracy_before", "heldout_accuracy_after"):
+        assert 0.0 <= ft[key] <= 1.0
+    # The new model becomes the default beside it only if it is no worse.
+    pointer = out.parent / "DEFAULT"
+    if ft["heldout_accuracy_after"] >= ft["heldout_accuracy_before"]:
+        assert pointer.read_text().strip() == "m2"
+    else:
+        assert not pointer.exists()
+    assert load_classifier(out).classes == load_classifier(tiny_model).classes
+
+
+def test_finetune_from_csv(tiny_model: Path, labels_dir: Path, tmp_path: Path) -> None:
+    rows = ["path,label"]
+    for d in sorted(labels_dir.iterdir()):
+        for f in sorted(d.iterdir()):
+            rows.append(f"{f.relative_to(labels_dir)},{d.name}")
+    csv_path = labels_dir / "labels.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "m3"
+    try:
+        assert finetune(tiny_model, csv_path, out) == 0
+    finally:
+        csv_path.unlink()
+    card = json.loads((out / CARD_FILE).read_text())
+    assert card["finetune"]["labelled_cells"] == len(LABELS) * PER_LABEL
+    assert card["finetune"]["labels"] == str(csv_path)
+
+
+def test_finetune_label_outside_classes(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = write_label_folder(tmp_path / "labels", labels=("7", "99", "empty"))
+    out = tmp_path / "m4"
+    code = finetune(tiny_model, labels, out)
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert str(labels / "99" / "99-00.png") in err and "'99'" in err
+    assert not out.exists() or not (out / MODEL_FILE).exists()
+
+
+def test_finetune_refuses_existing_out(
+    tiny_model: Path, labels_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = digest(tiny_model)
+    code = finetune(tiny_model, labels_dir, tiny_model)
+    err = capsys.readouterr().err
+    assert code == 3
+    assert str(tiny_model) in err and "never overwritten" in err
+    assert digest(tiny_model) == before
+
+
+def test_finetune_on_real_cell_sized_crops(tiny_model: Path, tmp_path: Path) -> None:
+    # Review crops are cells as found: often under 32 px tall (screen rows are 20-30 px).
+    labels = write_label_folder(tmp_path / "labels", size=(40, 22))
+    out = tmp_path / "m5"
+    assert finetune(tiny_model, labels, out) == 0
+    assert (out / MODEL_FILE).is_file()
