@@ -73,6 +73,11 @@ def find_grid(image: np.ndarray) -> Grid:
     rows = _extend_outer(maps, rows, cols, axis=0)
     if len(rows) < 2 or len(cols) < 2 or (len(rows) - 1) * (len(cols) - 1) < 2:
         raise NoTableError("no table found (fewer than two cells)")
+    # Cells hold text: a "grid" of cells smaller than its own text (or than a
+    # few pixels) is texture or noise, not a table.
+    min_cell = max(5.0, 0.8 * maps.text_h)
+    if float(np.median(np.diff(rows))) < min_cell or float(np.median(np.diff(cols))) < min_cell:
+        raise NoTableError("no table found (only texture)")
     # The grid is kept at full resolution, in the frame W / factor.
     f = np.diag([factor, factor, 1.0])
     to_image = np.linalg.inv(f) @ np.linalg.inv(to_rect) @ f
