@@ -9,6 +9,7 @@ complete report.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -129,12 +130,12 @@ def run_batch(
         (out_dir / REVIEW).mkdir(exist_ok=True)
     except OSError as e:
         raise OutputError(f"{out_dir}: cannot create output folder ({e.strerror or e})") from e
+    _remove_temp_files(out_dir)
     todo = [p for p in images if force or not _is_fresh(out_dir, stems[p], p, classifier)]
     skipped = len(images) - len(todo)
     counts = {"ok": 0, "failed": 0, "cells": 0, "review": 0}
     errors: list[str] = []
     confidences: list[float] = []
-    report = open(out_dir / REPORT, "a", encoding="utf-8")  # noqa: SIM115 - closed below
     try:
         # disable=None: a bar on a terminal, silence in logs and tests.
         bar = tqdm(total=len(todo), unit="img", disable=None if progress is None else not progress)
@@ -159,7 +160,6 @@ def run_batch(
                 counts["cells"] += len(table.cells)
                 counts["review"] += n_review
                 confidences.extend(c.confidence for c in table.cells)
-            line = json.dumps(record) + "\n"
             # The state record also says what the outputs were made from.
             try:
                 source: dict[str, Any] | None = _source_stamp(item.path, classifier)
@@ -167,12 +167,14 @@ def run_batch(
                 source = None
             state = dict(record, source=source)
             write_atomic(out_dir / STATE / f"{stem}.json", json.dumps(state) + "\n")
-            report.write(line)
-            report.flush()
             bar.update(1)
         bar.close()
-    finally:
-        report.close()
+    except BaseException:
+        # Stopped early (disk full, Ctrl-C): the report still lists exactly the
+        # images finished so far, rebuilt from their records.
+        with contextlib.suppress(OutputError):
+            _rewrite_report(out_dir, images, stems)
+        raise
     _rewrite_report(out_dir, images, stems)
     return BatchSummary(
         images=len(images),
@@ -235,6 +237,15 @@ def _record(
         if table
         else [],
     }
+
+
+def _remove_temp_files(out_dir: Path) -> None:
+    # A killed run cannot remove its temp files (``.NAME.XXXX.tmp``, see
+    # ``atomic_path``); nothing else writes into OUT while a batch runs there.
+    for folder in (out_dir, out_dir / REVIEW, out_dir / STATE):
+        for p in folder.glob(".*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
 
 
 def _remove_outputs(out_dir: Path, stem: str) -> None:

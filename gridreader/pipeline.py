@@ -131,6 +131,24 @@ def _quiet_worker() -> None:
     import cv2
 
     cv2.setNumThreads(1)
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    # A worker whose parent was killed (kill -9, the OOM killer) would wait on
+    # its queue for ever; the parent's sentinel turns ready when it dies.
+    import multiprocessing
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def classify(items: list[Analysed], classifier: Classifier) -> list[TableRead]:
