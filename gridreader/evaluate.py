@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gridreader.batch import list_images, output_stems, run_batch
 from gridreader.errors import UsageError
 from gridreader.model import Classifier
@@ -45,6 +47,7 @@ class EvalResult:
     table_exact: float
     shape_accuracy: float
     failed_images: int
+    box_recall: float | None
     per_style: dict[str, StyleScore]
     confusions: list[tuple[str, str, int]]
     seconds: float
@@ -74,6 +77,33 @@ def _norm(v: str) -> str:
         return v
 
 
+def _found_boxes(report: Path) -> dict[str, list[list[int]]]:
+    """Detected cell boxes per image file name, from the batch report."""
+    out: dict[str, list[list[int]]] = {}
+    if not report.is_file():
+        return out
+    for line in report.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        out[Path(rec["image"]).name] = [c["box"] for c in rec.get("cells", [])]
+    return out
+
+
+def _box_hits(truth: list[list[list[float]]], found: list[list[int]]) -> tuple[int, int]:
+    """How many truth cells have a detected box with IoU >= 0.5."""
+    cells = [b for row in truth for b in row]
+    if not found:
+        return 0, len(cells)
+    f = np.asarray(found, float)
+    hits = 0
+    for x0, y0, x1, y1 in cells:
+        iw = np.clip(np.minimum(f[:, 2], x1) - np.maximum(f[:, 0], x0), 0, None)
+        ih = np.clip(np.minimum(f[:, 3], y1) - np.maximum(f[:, 1], y0), 0, None)
+        inter = iw * ih
+        union = (x1 - x0) * (y1 - y0) + (f[:, 2] - f[:, 0]) * (f[:, 3] - f[:, 1]) - inter
+        hits += bool((inter / np.maximum(union, 1e-9)).max() >= 0.5)
+    return hits, len(cells)
+
+
 def _peak_rss_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -100,10 +130,17 @@ def evaluate(folder: Path, classifier: Classifier, workers: int = 1) -> EvalResu
         confusions: Counter[tuple[str, str]] = Counter()
         mistakes: list[dict[str, Any]] = []
         total = good = exact = shape_ok = 0
+        boxes_found = boxes_total = 0
+        found = _found_boxes(out / "report.jsonl")
         for p in images:
             truth = _read_csv(p.with_suffix(".csv"))
             meta = p.with_suffix(".boxes.json")
-            style = json.loads(meta.read_text()).get("style", "?") if meta.is_file() else "?"
+            meta_json = json.loads(meta.read_text()) if meta.is_file() else {}
+            style = meta_json.get("style", "?")
+            if "boxes" in meta_json:
+                hit, n_boxes = _box_hits(meta_json["boxes"], found.get((work / p.name).name, []))
+                boxes_found += hit
+                boxes_total += n_boxes
             n = sum(len(r) for r in truth)
             pred_path = out / f"{stems[work / p.name]}.csv"
             pred = _read_csv(pred_path) if pred_path.is_file() else None
@@ -142,6 +179,7 @@ def evaluate(folder: Path, classifier: Classifier, workers: int = 1) -> EvalResu
         cell_accuracy=round(good / max(total, 1), 5),
         table_exact=round(exact / len(images), 4),
         shape_accuracy=round(shape_ok / len(images), 4),
+        box_recall=round(boxes_found / boxes_total, 5) if boxes_total else None,
         failed_images=summary.failed,
         per_style={
             k: StyleScore(
@@ -171,6 +209,11 @@ def format_result(r: EvalResult) -> str:
         f"  cell accuracy   {r.cell_accuracy:.4%}",
         f"  tables exact    {r.table_exact:.2%}",
         f"  shapes right    {r.shape_accuracy:.2%}   failed images: {r.failed_images}",
+        *(
+            [f"  cells found     {r.box_recall:.2%} of truth cells have a box with IoU >= 0.5"]
+            if r.box_recall is not None
+            else []
+        ),
         "  per style:",
     ]
     for k, s in r.per_style.items():
