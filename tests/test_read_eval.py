@@ -27,6 +27,7 @@ EVAL_KEYS = {
     "table_exact",
     "shape_accuracy",
     "failed_images",
+    "box_recall",
     "per_style",
     "confusions",
     "seconds",
@@ -128,6 +129,8 @@ def test_eval_json_fields(
     assert r["shape_accuracy"] == 1.0 and r["failed_images"] == 0
     # At most one wrong cell per table.
     assert r["cell_accuracy"] >= 1 - len(tables) / n_cells, r["mistakes"]
+    # Every truth box (from boxes.json) is matched by a detected cell.
+    assert r["box_recall"] == 1.0
     assert 0.0 <= r["table_exact"] <= 1.0
     assert r["cells_per_second"] > 0 and r["ms_per_image"] > 0 and r["seconds"] > 0
     assert r["cells_per_second"] == pytest.approx(n_cells / r["seconds"], rel=0.05)
