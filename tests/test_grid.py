@@ -299,15 +299,12 @@ CASES: list[Case] = [
 
 # Cases the grid finder gets wrong today (pictures: /tmp/gridfail/ from the lead's report).
 KNOWN_FAILURES: dict[str, str] = {
-    "roulette-darkgap-s3": "dark gaps between black pockets: columns merge",
-    "roulette-darkgap-s4": "dark gaps between black pockets: rows and columns merge",
     "tiny-ruled": "15x8 px ruled cells: inner rule segments between crossings taken for glyphs",
     "tiny-zebra": "6 px digits in 8 px zebra rows: rows merge",
     "tiny-borderless": "6 px digits in 8 px rows, no rules: table not found",
     "tiny-dark": "6 px digits, dark theme: no table found",
     "tiny-drawn-8px-dark": "8 px font in 18x11 dark ruled cells: columns merge",
     "page-borderless": "borderless table on a page: title and paragraph taken as rows",
-    "sweep-zebra-s14": "narrow columns of 1-2 digit numbers, no column rules: columns merge",
     "sweep-borderless-s23": "narrow columns, whitespace only: two columns merge",
     "sweep-scan-s28": "handwritten scan: one column too many",
 }

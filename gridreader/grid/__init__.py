@@ -35,6 +35,7 @@ __all__ = ["cell_boxes", "cut_cells", "find_grid", "rectify_image"]
 
 _MAX_WORK_SIDE = 2400
 _PROBE_SIDE = 1000
+_MAX_EXTEND = 100
 
 
 def find_grid(image: np.ndarray) -> Grid:
@@ -59,18 +60,19 @@ def find_grid(image: np.ndarray) -> Grid:
         work = warp_to_rectified(work, to_rect, size)
         gray = to_gray(work)
     maps = measure_ink(work, gray)
-    region = locate_structure(maps)
-    style = "structured"
-    if region is None:
-        region = locate_text_block(maps)
-        style = "text"
-    if region is None:
-        raise NoTableError("no table found")
+    region, style = _locate(maps)
     cols = find_edges(maps, region, axis=1)
     rows = find_edges(maps, region, axis=0)
     rows, cols = _trim_open_sides(maps, rows, cols)
-    cols = _extend_outer(maps, rows, cols, axis=1)
-    rows = _extend_outer(maps, rows, cols, axis=0)
+    # Rows (then columns) are added one at a time for as long as they line up:
+    # the structure may stop short of the text (small rounded fills, rows
+    # without ruling).
+    for _ in range(_MAX_EXTEND):
+        grown_cols = _extend_outer(maps, rows, cols, axis=1)
+        grown_rows = _extend_outer(maps, rows, grown_cols, axis=0)
+        if (grown_rows, grown_cols) == (rows, cols):
+            break
+        rows, cols = grown_rows, grown_cols
     if len(rows) < 2 or len(cols) < 2 or (len(rows) - 1) * (len(cols) - 1) < 2:
         raise NoTableError("no table found (fewer than two cells)")
     # Cells hold text: a "grid" of cells smaller than its own text (or than a
@@ -116,6 +118,17 @@ def _zoom_for(text_h: float, shape: tuple[int, ...]) -> float:
     else:
         z = 1.0
     return min(z, _MAX_WORK_SIDE / side) if z * side > _MAX_WORK_SIDE else z
+
+
+def _locate(maps: InkMaps) -> tuple[Region, str]:
+    """The table's region: its ruled or filled structure, else its text block."""
+    structure = locate_structure(maps)
+    if structure is None:
+        text = locate_text_block(maps)
+        if text is None:
+            raise NoTableError("no table found")
+        return text, "text"
+    return structure, "structured"
 
 
 def find_edges(maps: InkMaps, region: Region, axis: int) -> list[float]:
@@ -209,10 +222,11 @@ def _extend_outer(maps: InkMaps, rows: list[float], cols: list[float], axis: int
     tables draw inner rules only.
     """
     along, across = (rows, cols) if axis == 0 else (cols, rows)
-    if len(along) < 3 or len(across) < 2:
+    if len(along) < 2 or len(across) < 2:
         return along
     g = maps.glyphs if axis == 0 else maps.glyphs.T
-    pitch = float(np.median(np.diff(along)))
+    d = np.diff(along)
+    pitch = float(np.median(d[d >= 0.6 * d.max()]))
     th = maps.text_h
     a0, a1 = int(across[0]), int(across[-1])
     out = list(along)

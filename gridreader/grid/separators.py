@@ -127,16 +127,22 @@ def trim_outer(edges: list[float], tolerance: float = 0.35) -> list[float]:
     """Drop outer intervals whose size is far from the table's pitch.
 
     Paper edges, page borders and a title band above a ruled sheet give cuts
-    outside the table; the cells of a number grid share one pitch.
+    outside the table; the cells of a number grid share one pitch. With few
+    intervals only slivers (under 0.6 of the rest) are dropped.
     """
     out = list(edges)
-    while len(out) >= 5:
-        pitch = float(np.median(np.diff(out[1:-1])))
-        if pitch <= 0:
-            break
-        if abs((out[1] - out[0]) / pitch - 1) > tolerance:
+    while len(out) >= 3:
+        first, last = out[1] - out[0], out[-1] - out[-2]
+        if len(out) >= 5:
+            pitch = float(np.median(np.diff(out[1:-1])))
+            bad_first = abs(first / pitch - 1) > tolerance
+            bad_last = abs(last / pitch - 1) > tolerance
+        else:
+            bad_first = first < 0.6 * last
+            bad_last = last < 0.6 * first
+        if bad_first:
             del out[0]
-        elif abs((out[-1] - out[-2]) / pitch - 1) > tolerance:
+        elif bad_last:
             del out[-1]
         else:
             break
