@@ -68,9 +68,12 @@ model: $(STAMP) sysdeps-fonts
 samples: $(STAMP) sysdeps-test
 	$(BIN)/python -m capture.samples data/pages data/samples
 
+# The benchmark; --record stores the figures in the default model's card.
 bench: $(STAMP)
-	$(BIN)/gridreader eval ../shared/bench/dev/screens
-	$(BIN)/gridreader eval ../shared/bench/dev/scans
+	$(BIN)/gridreader eval ../shared/bench/dev/screens --record
+	$(BIN)/gridreader eval ../shared/bench/dev/scans --record
+	$(BIN)/gridreader eval ../shared/bench/dev/screens --workers 2
+	$(BIN)/gridreader eval ../shared/bench/dev/scans --workers 2
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
