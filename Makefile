@@ -13,7 +13,7 @@ APT_FONTS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefo
 	fonts-comic-neue fonts-courier-prime fonts-quicksand fonts-league-spartan \
 	fonts-mplus fonts-firacode fonts-sil-andika fonts-sil-charis fonts-urw-base35 fonts-texgyre
 MNIST ?= ../shared/data/mnist-digits.npz
-MODEL ?= models/gridreader-v1
+MODEL ?= models/gridreader-v2
 
 .PHONY: demo test lint typecheck pytest sysdeps-test sysdeps-fonts model samples bench clean
 
@@ -62,7 +62,8 @@ test: sysdeps-test $(STAMP) lint typecheck pytest
 
 # Pretrains the committed default model (documented in README and its model card).
 model: $(STAMP) sysdeps-fonts
-	$(BIN)/gridreader train --classes 0-36 --mnist $(MNIST) --out $(MODEL)
+	$(BIN)/gridreader train --classes 0-36 --mnist $(MNIST) --out $(MODEL) \
+	  --samples 160000 --epochs 11 --handwritten-share 0.45
 
 # Re-captures data/samples from data/pages with real headless Chromium.
 samples: $(STAMP) sysdeps-test

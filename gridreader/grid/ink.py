@@ -48,7 +48,8 @@ def thin_ink(gray: np.ndarray, kernel: int = 15) -> tuple[np.ndarray, np.ndarray
     faint = np.zeros(gray.shape, np.uint8)
     for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT):
         mag = cv2.morphologyEx(gray, op, k)
-        top = float(np.percentile(mag, 99.7))
+        counts = np.cumsum(np.bincount(mag.ravel(), minlength=256))
+        top = float(np.searchsorted(counts, 0.997 * mag.size))
         hi = (mag > max(22.0, 0.35 * top)).astype(np.uint8)
         lo = (mag > max(14.0, 0.12 * top)).astype(np.uint8)
         strong_here = hi & (cv2.blur(hi.astype(np.float32), win) < 0.42)
@@ -211,11 +212,15 @@ def _keep_glyphs(mask: np.ndarray, text_h: float) -> np.ndarray:
     return keep[labels].astype(np.uint8)
 
 
-def measure_ink(rgb: np.ndarray, gray: np.ndarray) -> InkMaps:
-    """Build every evidence map the separator search needs."""
+def measure_ink(rgb: np.ndarray, gray: np.ndarray, text_h: float | None = None) -> InkMaps:
+    """Build every evidence map the separator search needs.
+
+    ``text_h`` may be passed when it was already measured on this very image.
+    """
     edges = edge_map(gray)
     # Glyph outlines are closed and polarity-free: the best size probe.
-    text_h = text_height(edges) or 10.0
+    if text_h is None:
+        text_h = text_height(edges) or 10.0
     # Big text has strokes as wide as the default kernel; widen it.
     kernel = max(15, int(0.4 * text_h) | 1)
     _, faint = thin_ink(gray, kernel)
