@@ -47,6 +47,8 @@ class PretrainConfig:
     exclude_fonts: tuple[str, ...] = ()
     input_size: tuple[int, int] = INPUT_SIZE
     handwritten_share: float = 0.35
+    small_text_share: float = 0.0
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,13 @@ class TrainResult:
 # -- synthetic data ----------------------------------------------------------------
 
 
-_Job = tuple[tuple[str, ...], str | None, bool, tuple[str, ...], int, int, tuple[int, int], float]
+_Job = tuple[
+    tuple[str, ...], str | None, bool, tuple[str, ...], int, int, tuple[int, int], float, float
+]
 
 
 def _synth_chunk(args: _Job) -> tuple[np.ndarray, np.ndarray]:
-    classes, mnist_src, use_test, exclude, n, seed, size, hw_share = args
+    classes, mnist_src, use_test, exclude, n, seed, size, hw_share, small_share = args
     from gridreader.synth.cells import CellSynth
     from gridreader.synth.fonts import find_fonts
     from gridreader.synth.mnist import load_mnist
@@ -74,7 +78,13 @@ def _synth_chunk(args: _Job) -> tuple[np.ndarray, np.ndarray]:
     mnist = load_mnist(mnist_src)
     x, y = (mnist.x_test, mnist.y_test) if use_test else (mnist.x_train, mnist.y_train)
     synth = CellSynth(
-        classes, x, y, find_fonts(exclude=exclude), seed=seed, handwritten_share=hw_share
+        classes,
+        x,
+        y,
+        find_fonts(exclude=exclude),
+        seed=seed,
+        handwritten_share=hw_share,
+        small_text_share=small_share,
     )
     X, labels = synth.sample_prepared(n, size)
     # uint8 halves the cost of shipping the chunk back to the parent.
@@ -92,6 +102,7 @@ def make_synthetic(
     use_mnist_test: bool = False,
     exclude_fonts: tuple[str, ...] = (),
     handwritten_share: float = 0.35,
+    small_text_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` prepared synthetic crops ``(n, h, w, 1)`` float32 and their labels.
 
@@ -109,6 +120,7 @@ def make_synthetic(
             seed * 100_003 + i,
             size,
             handwritten_share,
+            small_text_share,
         )
         for i in range(0, n, chunk)
     ]
@@ -182,6 +194,7 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
         cfg.workers,
         exclude_fonts=cfg.exclude_fonts,
         handwritten_share=cfg.handwritten_share,
+        small_text_share=cfg.small_text_share,
     )
     Xv, yv = make_synthetic(
         cfg.classes,
@@ -198,6 +211,12 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
     keras = _keras()
     keras.utils.set_random_seed(cfg.seed)
     network = build_model(len(cfg.classes), cfg.input_size)
+    if cfg.init_from is not None:
+        # Continued pretraining: start from an earlier model's weights.
+        base = load_classifier(cfg.init_from)
+        if base.classes != cfg.classes or base.input_size != cfg.input_size:
+            raise ModelError(f"{cfg.init_from}: classes or input size differ from this run's")
+        network.set_weights(base.network.get_weights())
     steps = cfg.epochs * int(np.ceil(len(y) / cfg.batch_size))
     _compile(network, cfg.learning_rate, steps)
     log(f"training {network.count_params()} parameters for {cfg.epochs} epochs ...")
@@ -240,6 +259,8 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
             "synthetic_train_cells": cfg.samples,
             "synthetic_val_cells": cfg.val_samples,
             "handwritten_share": cfg.handwritten_share,
+            "small_text_share": cfg.small_text_share,
+            "initialised_from": cfg.init_from,
             "licence_note": "MNIST by Yann LeCun and Corinna Cortes, CC BY-SA 3.0",
         },
         "params": {

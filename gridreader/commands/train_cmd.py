@@ -31,6 +31,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.35,
         help="share of synthetic cells written by hand (MNIST) rather than in fonts",
     )
+    p.add_argument(
+        "--small-text-share",
+        type=float,
+        default=0.0,
+        help="share of printed cells drawn with tiny (4.5-9 px) text",
+    )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="continue from this model's weights instead of from scratch",
+    )
+    p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--workers", type=int, default=2, help="processes generating cells")
     p.add_argument(
         "--exclude-fonts",
@@ -85,6 +97,9 @@ def run_train(args: argparse.Namespace) -> int:
         workers=max(1, args.workers),
         exclude_fonts=tuple(s.strip() for s in args.exclude_fonts.split(",") if s.strip()),
         handwritten_share=args.handwritten_share,
+        small_text_share=args.small_text_share,
+        init_from=args.init_from,
+        learning_rate=args.learning_rate,
     )
     pretrain(cfg, args.out, _command(args))
     return 0

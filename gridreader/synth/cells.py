@@ -70,6 +70,9 @@ class CellSynth:
         handwritten_share: share of the crops drawn as handwriting on scanned
             paper (for empty cells: share of blank paper cells).
         empty_share: share of all crops that are empty cells.
+        small_text_share: share of printed crops drawn with tiny text (cap
+            height 4.5-9 px, as on downscaled screenshots); 0 keeps the default
+            size mix.
 
     Numbers are drawn uniformly from the class list. The same seed and the same
     sequence of calls give the same crops.
@@ -84,6 +87,7 @@ class CellSynth:
         seed: int,
         handwritten_share: float = 0.35,
         empty_share: float = 0.14,
+        small_text_share: float = 0.0,
     ) -> None:
         if not classes or classes[-1] != EMPTY:
             raise DataError(f"classes must end with {EMPTY!r}, got {classes!r}")
@@ -95,6 +99,7 @@ class CellSynth:
         self.classes = classes
         self.handwritten_share = handwritten_share
         self.empty_share = empty_share
+        self.small_text_share = small_text_share
         self._numbers = numbers
         self._widest = max(len(c) for c in numbers)
         self._mnist = MnistGlyphs(mnist_x, mnist_y)
@@ -151,7 +156,12 @@ class CellSynth:
     def _printed(self, rng: np.random.Generator, text: str | None) -> np.ndarray:
         look_name = _SCREEN_LOOKS[_pick(rng, _SCREEN_LOOK_CUM)]
         # Final cap height in pixels: mostly ordinary text, sometimes tiny or huge.
-        cap_f = _log_uniform(rng, 8.0, 34.0) if rng.random() < 0.75 else _log_uniform(rng, 5, 80)
+        if self.small_text_share and rng.random() < self.small_text_share:
+            cap_f = _log_uniform(rng, 4.5, 9.0)
+        else:
+            cap_f = (
+                _log_uniform(rng, 8.0, 34.0) if rng.random() < 0.75 else _log_uniform(rng, 5, 80)
+            )
         k = 1.0 if rng.random() < 0.35 else _u(rng, 1.2, 3.0)
         path = self._pick_font(rng)
         px = cap_f * k / 0.72
