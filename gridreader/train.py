@@ -182,6 +182,9 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
     from gridreader.synth.mnist import load_mnist
 
     mnist = load_mnist(cfg.mnist)  # fail early, with the loader's own message
+    base = load_classifier(cfg.init_from) if cfg.init_from is not None else None
+    if base is not None and (base.classes != cfg.classes or base.input_size != cfg.input_size):
+        raise ModelError(f"{cfg.init_from}: classes or input size differ from this run's")
     fonts = find_fonts(exclude=cfg.exclude_fonts)
     t0 = time.time()
     log(f"generating {cfg.samples} training and {cfg.val_samples} validation cells ...")
@@ -211,11 +214,8 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
     keras = _keras()
     keras.utils.set_random_seed(cfg.seed)
     network = build_model(len(cfg.classes), cfg.input_size)
-    if cfg.init_from is not None:
+    if base is not None:
         # Continued pretraining: start from an earlier model's weights.
-        base = load_classifier(cfg.init_from)
-        if base.classes != cfg.classes or base.input_size != cfg.input_size:
-            raise ModelError(f"{cfg.init_from}: classes or input size differ from this run's")
         network.set_weights(base.network.get_weights())
     steps = cfg.epochs * int(np.ceil(len(y) / cfg.batch_size))
     _compile(network, cfg.learning_rate, steps)

@@ -270,3 +270,32 @@ def test_finetune_on_real_cell_sized_crops(tiny_model: Path, tmp_path: Path) -> 
     out = tmp_path / "m5"
     assert finetune(tiny_model, labels, out) == 0
     assert (out / MODEL_FILE).is_file()
+
+
+def test_continued_pretraining_starts_from_the_given_model(
+    tiny_model: Path, mnist_path: Path, tmp_path: Path
+) -> None:
+    """--init-from continues from a model's weights: the first epoch starts
+    where the base model left off, far below a fresh model's first loss."""
+    out = tmp_path / "continued"
+    args = ["train", "--mnist", str(mnist_path), "--out", str(out), "--samples", "600"]
+    args += ["--val-samples", "100", "--epochs", "1", "--workers", "1"]
+    args += ["--init-from", str(tiny_model), "--small-text-share", "0.5", "--learning-rate", "2e-4"]
+    assert main(args) == 0
+    base = json.loads((tiny_model / "card.json").read_text())
+    card = json.loads((out / "card.json").read_text())
+    assert card["data"]["initialised_from"] == str(tiny_model)
+    assert card["data"]["small_text_share"] == 0.5
+    first_fresh = base["metrics"]["train_loss_per_epoch"][0]
+    assert card["metrics"]["train_loss_per_epoch"][0] < first_fresh
+
+
+def test_continued_pretraining_refuses_other_classes(
+    tiny_model: Path, mnist_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--mnist", str(mnist_path), "--out", str(tmp_path / "x"), "--samples", "200"]
+    args += ["--val-samples", "50", "--epochs", "1", "--workers", "1", "--classes", "0-99"]
+    args += ["--init-from", str(tiny_model)]
+    assert main(args) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "classes or input size differ" in err[0] and str(tiny_model) in err[0]
