@@ -14,6 +14,7 @@ APT_FONTS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefo
 	fonts-mplus fonts-firacode fonts-sil-andika fonts-sil-charis fonts-urw-base35 fonts-texgyre
 MNIST ?= ../shared/data/mnist-digits.npz
 MODEL ?= models/gridreader-v2
+MODEL3 ?= models/gridreader-v3
 
 .PHONY: demo test lint typecheck pytest sysdeps-test sysdeps-fonts model samples bench clean
 
@@ -64,6 +65,8 @@ test: sysdeps-test $(STAMP) lint typecheck pytest
 model: $(STAMP) sysdeps-fonts
 	$(BIN)/gridreader train --classes 0-36 --mnist $(MNIST) --out $(MODEL) \
 	  --samples 160000 --epochs 11 --handwritten-share 0.45
+	$(BIN)/gridreader train --classes 0-36 --mnist $(MNIST) --out $(MODEL3) --init-from $(MODEL) \
+	  --samples 60000 --epochs 3 --handwritten-share 0.45 --small-text-share 0.4 --learning-rate 4e-4
 
 # Re-captures data/samples from data/pages with real headless Chromium.
 samples: $(STAMP) sysdeps-test
