@@ -167,7 +167,9 @@ def classify(items: list[Analysed], classifier: Classifier) -> list[TableRead]:
                 col=k % a.grid.cols,
                 box=a.boxes[k],
                 value=classifier.value(int(idx[start + k])),
-                confidence=float(conf[start + k]),
+                # Rounded once here, so the review decision, the report and the
+                # review sidecars all see the same number.
+                confidence=round(float(conf[start + k]), 4),
             )
             for k in range(n)
         )
