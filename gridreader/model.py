@@ -87,17 +87,11 @@ class Classifier:
         """Class indices and confidences for prepared crops ``(N, H, W, 1)``."""
         if len(batch) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        probs = (
-            np.asarray(self.network.predict_on_batch(batch))
-            if len(batch) <= batch_size
-            else (
-                np.concatenate(
-                    [
-                        np.asarray(self.network.predict_on_batch(batch[i : i + batch_size]))
-                        for i in range(0, len(batch), batch_size)
-                    ]
-                )
-            )
+        probs = np.concatenate(
+            [
+                np.asarray(self.network.predict_on_batch(batch[i : i + batch_size]))
+                for i in range(0, len(batch), batch_size)
+            ]
         )
         idx = probs.argmax(axis=1)
         return idx, probs[np.arange(len(idx)), idx].astype(np.float32)

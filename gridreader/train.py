@@ -21,7 +21,6 @@ from gridreader.imageio import IMAGE_SUFFIXES, load_image
 from gridreader.model import (
     _keras,
     build_model,
-    default_model_path,
     load_classifier,
     save_model,
     set_default,
@@ -441,14 +440,6 @@ def finetune(
             "the default model is unchanged"
         )
     return TrainResult(out, losses, card["finetune"], made_default=better)
-
-
-def current_default() -> Path | None:
-    """The default model's folder, or None when none is set."""
-    try:
-        return default_model_path()
-    except ModelError:
-        return None
 
 
 __all__ = [
