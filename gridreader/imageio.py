@@ -78,8 +78,12 @@ def load_image(
     except ImageLoadError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
-        kind = "not a readable image" if isinstance(e, UnidentifiedImageError) else "corrupt image"
-        raise ImageLoadError(f"{label}: {kind} ({_short(e)})") from e
+        if isinstance(e, UnidentifiedImageError):
+            # Pillow's message names its in-memory buffer, not the file.
+            raise ImageLoadError(
+                f"{label}: not a readable image (unknown or unsupported format)"
+            ) from e
+        raise ImageLoadError(f"{label}: corrupt image ({_short(e)})") from e
     except (MemoryError, Image.DecompressionBombError) as e:
         raise ImageLoadError(f"{label}: image too large to decode") from e
     return arr
