@@ -188,9 +188,7 @@ _NOISE_FOUND = "grid finder reports a table in a picture without one"
 @pytest.mark.parametrize(
     "kind",
     [
-        pytest.param(
-            "white-noise", marks=pytest.mark.xfail(strict=True, reason=_NOISE_FOUND + " (3x12)")
-        ),
+        "white-noise",
         "photo-0",
         pytest.param(
             "photo-1", marks=pytest.mark.xfail(strict=True, reason=_NOISE_FOUND + " (1x13)")

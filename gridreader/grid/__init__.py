@@ -36,6 +36,7 @@ __all__ = ["cell_boxes", "cut_cells", "find_grid", "rectify_image"]
 _MAX_WORK_SIDE = 2400
 _PROBE_SIDE = 1000
 _MAX_EXTEND = 100
+_MIN_CELL_PX = 7.0
 
 
 def find_grid(image: np.ndarray) -> Grid:
@@ -77,9 +78,10 @@ def find_grid(image: np.ndarray) -> Grid:
         rows, cols = grown_rows, grown_cols
     if len(rows) < 2 or len(cols) < 2 or (len(rows) - 1) * (len(cols) - 1) < 2:
         raise NoTableError("no table found (fewer than two cells)")
-    # Cells hold text: a "grid" of cells smaller than its own text (or than a
-    # few pixels) is texture or noise, not a table.
-    min_cell = max(5.0, 0.8 * maps.text_h)
+    # Cells hold text: a "grid" of cells smaller than its own text, or under
+    # 7 px in the input image (the smallest screen cells are 8 px), is texture
+    # or noise (a dithered picture), not a table.
+    min_cell = max(_MIN_CELL_PX * factor, 0.8 * maps.text_h)
     if float(np.median(np.diff(rows))) < min_cell or float(np.median(np.diff(cols))) < min_cell:
         raise NoTableError("no table found (only texture)")
     # The grid is kept at full resolution, in the frame W / factor.
