@@ -162,5 +162,6 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
 def encode_png(img: np.ndarray) -> bytes:
     """Encode a gray or RGB uint8 array as PNG bytes."""
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG")
+    # Level 1: crops and strips are small, and the nightly run writes many.
+    Image.fromarray(img).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()

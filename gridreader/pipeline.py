@@ -90,6 +90,15 @@ def analyse_safely(path: Path, input_size: tuple[int, int]) -> Analysed | Failed
         return Failed(path, f"{path}: out of memory while reading the image")
 
 
+def default_workers() -> int:
+    """One analysing process per core this process may run on, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
 def iter_analysed(
     paths: Iterable[Path], input_size: tuple[int, int], workers: int = 1
 ) -> Iterator[Analysed | Failed]:

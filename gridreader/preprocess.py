@@ -95,9 +95,9 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
     x1 = int((stats[kept, cv2.CC_STAT_LEFT] + stats[kept, cv2.CC_STAT_WIDTH]).max())
     y1 = int((stats[kept, cv2.CC_STAT_TOP] + stats[kept, cv2.CC_STAT_HEIGHT]).max())
     # Keep anti-aliased edges of the kept glyphs, drop everything else.
-    keep_mask = cv2.dilate(
-        np.isin(labels[y0:y1, x0:x1], kept).astype(np.uint8), np.ones((3, 3), np.uint8)
-    )
+    lut = np.zeros(n, np.uint8)
+    lut[kept] = 1
+    keep_mask = cv2.dilate(lut[labels[y0:y1, x0:x1]], np.ones((3, 3), np.uint8))
     glyph = ink[y0:y1, x0:x1] * keep_mask
     gh, gw = glyph.shape
     scale = min((out_h - 2 * _PAD) / gh, (out_w - 2 * _PAD) / gw)

@@ -336,13 +336,22 @@ def test_missing_input_folder(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "two", ""])
+def test_bad_worker_count_is_a_usage_error(tmp_path: Path, value: str) -> None:
+    (tmp_path / "in").mkdir()
+    run = batch(tmp_path / "in", tmp_path / "out", "--workers", value)
+    assert run.code == 2
+    assert "--workers" in run.err and "Traceback" not in run.err
+    assert not (tmp_path / "out").exists()
+
+
 # Runs in a child process: a deadlocked pool must fail the test, not hang the session.
 _TWO_RUNS = """
 import sys
 from gridreader.cli import main
 src, out = sys.argv[1], sys.argv[2]
 # One process, two jobs (as eval and the nightly job do): workers 1, then workers 2.
-print("workers1", main(["batch", src, "--out", out + "/w1"]), flush=True)
+print("workers1", main(["batch", src, "--out", out + "/w1", "--workers", "1"]), flush=True)
 print("workers2", main(["batch", src, "--out", out + "/w2", "--workers", "2"]), flush=True)
 """
 

@@ -363,3 +363,75 @@ def test_grid_on_golden_image(name: str) -> None:
     assert (len(meta["boxes"]), len(meta["boxes"][0])) == (meta["rows"], meta["cols"])
     problems = grid_problems(image, meta["boxes"])
     assert not problems, f"{name}: " + "; ".join(problems[:5])
+
+
+# --- big pages: the search runs in a window around the table ----------------------------
+
+
+def on_big_page(table: Table, size: tuple[int, int], at: tuple[int, int], seed: int) -> Table:
+    """Paste a table onto a big page under a title and a paragraph of numbers."""
+    img, boxes = table
+    w, h = size
+    page = Image.new("RGB", (w, h), (255, 255, 255))
+    d = ImageDraw.Draw(page)
+    f = ImageFont.truetype(str(FONT), 18)
+    rng = np.random.default_rng(seed)
+    d.text((40, 30), "Results of the evening", (10, 10, 10), ImageFont.truetype(str(FONT), 30))
+    for i in range(4):
+        words = " ".join(str(int(v)) for v in rng.integers(0, 37, 18))
+        d.text((40, 90 + 28 * i), f"Draws {words}", (40, 40, 40), f)
+    page.paste(Image.fromarray(img), at)
+    ox, oy = at
+    moved = [[(x0 + ox, y0 + oy, x1 + ox, y1 + oy) for x0, y0, x1, y1 in row] for row in boxes]
+    return np.asarray(page), moved
+
+
+BIG_PAGES = {
+    "ruled": lambda: on_big_page(draw_table(V(80, 6, 7)), (2200, 1500), (900, 600), 80),
+    "zebra": lambda: on_big_page(synth(V(81, 7, 5), "zebra", seed=1), (1800, 1400), (300, 700), 81),
+    "roulette": lambda: on_big_page(
+        synth(V(82, 4, 9, empty=0), "roulette", seed=4), (2000, 1200), (1200, 900), 82
+    ),
+    "borderless-drawn": lambda: on_big_page(
+        draw_table(V(83, 5, 6), rules="none", cell=(56, 30)), (1600, 1200), (700, 500), 83
+    ),
+}
+
+
+@pytest.mark.parametrize("style", sorted(BIG_PAGES))
+def test_big_page_is_searched_in_a_window(style: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gridreader.grid as grid_mod
+
+    used: list[bool] = []
+    real = grid_mod._find_in_window
+
+    def spy(*args: object) -> object:
+        found = real(*args)  # type: ignore[arg-type]
+        used.append(found is not None)
+        return found
+
+    monkeypatch.setattr(grid_mod, "_find_in_window", spy)
+    image, truth = BIG_PAGES[style]()
+    assert grid_problems(image, truth) == []
+    if style.startswith("borderless"):
+        # Whitespace alone cannot be told from paragraphs on the small probe.
+        assert used == [], "a borderless table should be searched on the whole page"
+    else:
+        assert used == [True], "the table should have been found in a window around it"
+
+
+def test_window_cutting_through_the_table_is_refused() -> None:
+    import gridreader.grid as grid_mod
+
+    image, truth = on_big_page(draw_table(V(84, 8, 6)), (1800, 1300), (600, 500), 84)
+    # The window ends three rows into the table: the grid reaches its cut side.
+    x0, y0, x1 = truth[0][0][0] - 200, truth[0][0][1] - 200, truth[0][-1][2] + 200
+    assert grid_mod._find_in_window(image, (x0, y0, x1, truth[3][0][3]), 1.0) is None
+    # With room around the whole table it is found, at the right place.
+    y1 = truth[-1][0][3] + 200
+    grid = grid_mod._find_in_window(image, (x0, y0, x1, y1), 1.0)
+    assert grid is not None and grid.shape == (8, 6)
+    assert (
+        abs(grid.row_edges[0] - truth[0][0][1]) <= 2
+        and abs(grid.col_edges[0] - truth[0][0][0]) <= 2
+    )

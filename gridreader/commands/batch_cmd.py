@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gridreader.commands.common import positive_int, unit_float
+from gridreader.commands.common import unit_float, worker_count
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="cells under this confidence go to OUT/review/ (default 0.9)",
     )
     p.add_argument(
-        "--workers", type=positive_int, default=1, help="processes finding grids (default 1)"
+        "--workers",
+        type=worker_count,
+        default="auto",
+        help="processes finding grids: a number, or auto (one per core, the default)",
     )
     p.set_defaults(func=run)
 

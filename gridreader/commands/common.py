@@ -16,6 +16,15 @@ def positive_int(text: str) -> int:
     return v
 
 
+def worker_count(text: str) -> int:
+    """``auto`` (one per available core, at most 8) or an integer of at least 1."""
+    if text == "auto":
+        from gridreader.pipeline import default_workers
+
+        return default_workers()
+    return positive_int(text)
+
+
 def unit_float(text: str) -> float:
     """A number between 0 and 1."""
     try:

@@ -8,7 +8,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from gridreader.commands.common import positive_int
+from gridreader.commands.common import worker_count
 
 EXIT_LOCKED = 4
 
@@ -38,7 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", required=True, type=Path, help="nightly config (TOML)")
     p.add_argument(
-        "--workers", type=positive_int, default=1, help="processes finding grids (default 1)"
+        "--workers",
+        type=worker_count,
+        default="auto",
+        help="processes finding grids: a number, or auto (one per core, the default)",
     )
     p.add_argument(
         "--date", type=iso_date, default=None, help="the day to work on (default: today, UTC)"

@@ -37,6 +37,9 @@ _MAX_WORK_SIDE = 2400
 _PROBE_SIDE = 1000
 _MAX_EXTEND = 100
 _MIN_CELL_PX = 7.0
+# Pages smaller than this (work pixels) are searched whole: a window would not pay.
+_WINDOW_MIN_PX = 500_000
+_WINDOW_MAX_SHARE = 0.6
 
 
 def find_grid(image: np.ndarray) -> Grid:
@@ -50,19 +53,131 @@ def find_grid(image: np.ndarray) -> Grid:
     # upsampled (edges of 5 px digits are mush), big text downsampled (speed,
     # and fewer stray details). The text height is probed on a small copy.
     probe = min(1.0, _PROBE_SIDE / max(h, w))
-    probe_gray = to_gray(_resize(image, probe))
-    text_h = text_height(edge_map(probe_gray)) / probe
+    small = _resize(image, probe)
+    small_gray = to_gray(small)
+    text_h = text_height(edge_map(small_gray)) / probe
     factor = _zoom_for(text_h, (h, w))
+    # The angle does not depend on scale: measure it once, on the probe (shrunk
+    # further for big handwriting, whose strokes would pass for rules).
+    angle = estimate_skew(_resize(small_gray, factor / probe) if factor < probe else small_gray)
+    if angle == 0.0:
+        window = _probe_window(small, small_gray, text_h * probe, probe, factor)
+        if window is not None:
+            grid = _find_in_window(image, window, factor)
+            if grid is not None:
+                return grid
+    return _find_in_page(image, factor, angle, text_h if probe == 1.0 else None)
+
+
+def _probe_window(
+    small: np.ndarray, small_gray: np.ndarray, small_text_h: float, probe: float, factor: float
+) -> Region | None:
+    """Where the table lies in a big, straight page, from the small probe copy.
+
+    A page screenshot is mostly not table (on the dev bench the table covers
+    2-5 % of the big pages), so the full-resolution search only needs a window
+    around it. ``None`` when a window would not pay or cannot be trusted: small
+    images, text too small to locate on the probe, skewed scans.
+    """
+    h, w = small.shape[:2]
+    work_px = h * w * (factor / probe) ** 2
+    if work_px < _WINDOW_MIN_PX or small_text_h < 6:
+        return None
+    try:
+        region, style = _locate(measure_ink(small, small_gray, small_text_h))
+    except NoTableError:
+        return None
+    # Rules and fills stand out at any scale; a whitespace-only table among
+    # paragraphs is told apart only at full resolution.
+    if style != "structured":
+        return None
+    x0, y0, x1, y1 = region
+    # Room for rows the structure does not reach (an untinted header, a row
+    # without ruling): _find_in_window checks that the grid kept clear of it.
+    mx = 6 * small_text_h + 0.2 * (x1 - x0)
+    my = 6 * small_text_h + 0.2 * (y1 - y0)
+    box = (
+        max(0, int((x0 - mx) / probe)),
+        max(0, int((y0 - my) / probe)),
+        min(round(w / probe), int(np.ceil((x1 + mx) / probe))),
+        min(round(h / probe), int(np.ceil((y1 + my) / probe))),
+    )
+    full = round(w / probe) * round(h / probe)
+    if (box[2] - box[0]) * (box[3] - box[1]) > _WINDOW_MAX_SHARE * full:
+        return None
+    return box
+
+
+def _find_in_window(image: np.ndarray, window: Region, factor: float) -> Grid | None:
+    """The grid inside a window of a straight page, or ``None`` when the window
+    turns out too tight (the table reaches its cut sides) or holds no table."""
+    x0, y0, x1, y1 = window
+    crop = image[y0:y1, x0:x1]
+    work = _resize(crop, factor)
+    try:
+        rows, cols, style, _ = _search(work, to_gray(work), factor, None)
+    except NoTableError:
+        return None
+    if style != "structured":
+        return None
+    hw, ww = work.shape[:2]
+    cut = (x0 > 0, y0 > 0, x1 < image.shape[1], y1 < image.shape[0])
+    pr, pc = float(np.median(np.diff(rows))), float(np.median(np.diff(cols)))
+    # Extending the table by a row needs a whole pitch of page beyond it.
+    if (
+        (cut[0] and cols[0] < 1.5 * pc)
+        or (cut[1] and rows[0] < 1.5 * pr)
+        or (cut[2] and ww - cols[-1] < 1.5 * pc)
+        or (cut[3] and hw - rows[-1] < 1.5 * pr)
+    ):
+        return None
+    return Grid(
+        row_edges=tuple(y0 + float(v) / factor for v in rows),
+        col_edges=tuple(x0 + float(v) / factor for v in cols),
+        to_image=np.eye(3),
+        rectified_size=(image.shape[1], image.shape[0]),
+        style=style,
+    )
+
+
+def _find_in_page(image: np.ndarray, factor: float, angle: float, text_h: float | None) -> Grid:
+    """The grid anywhere in the page, straightening it first when skewed.
+
+    ``text_h`` may be passed when it was already measured on this very image.
+    """
     work = _resize(image, factor)
     gray = to_gray(work)
     # Edges found in the work frame W = to_rect @ diag(factor) @ input.
-    to_rect, size = _straighten(gray)
+    to_rect, size = _straighten(gray, angle)
     if not np.allclose(to_rect, np.eye(3)):
         work = warp_to_rectified(work, to_rect, size)
         gray = to_gray(work)
-    # The probe already measured this exact image when nothing was resized.
-    same = probe == 1.0 and factor == 1.0 and work is image
-    maps = measure_ink(work, gray, text_h if same and text_h > 0 else None)
+    same = factor == 1.0 and work is image
+    rows, cols, style, _ = _search(work, gray, factor, text_h if same and text_h else None)
+    # The grid is kept at full resolution, in the frame W / factor.
+    f = np.diag([factor, factor, 1.0])
+    to_image = np.linalg.inv(f) @ np.linalg.inv(to_rect) @ f
+    return Grid(
+        row_edges=tuple(float(v) / factor for v in rows),
+        col_edges=tuple(float(v) / factor for v in cols),
+        to_image=to_image,
+        rectified_size=(round(work.shape[1] / factor), round(work.shape[0] / factor)),
+        style=style,
+    )
+
+
+def _search(
+    work: np.ndarray, gray: np.ndarray, factor: float, text_h: float | None
+) -> tuple[list[float], list[float], str, float]:
+    """Row and column edges of the table in a straight work image.
+
+    Returns:
+        ``(rows, cols, style, text_h)`` in work pixels.
+
+    Raises:
+        NoTableError: nothing table-like was found.
+    """
+    maps = measure_ink(work, gray, text_h)
     region, style = _locate(maps)
     cols = find_edges(maps, region, axis=1)
     rows = find_edges(maps, region, axis=0)
@@ -84,22 +199,12 @@ def find_grid(image: np.ndarray) -> Grid:
     min_cell = max(_MIN_CELL_PX * factor, 0.8 * maps.text_h)
     if float(np.median(np.diff(rows))) < min_cell or float(np.median(np.diff(cols))) < min_cell:
         raise NoTableError("no table found (only texture)")
-    # The grid is kept at full resolution, in the frame W / factor.
-    f = np.diag([factor, factor, 1.0])
-    to_image = np.linalg.inv(f) @ np.linalg.inv(to_rect) @ f
-    return Grid(
-        row_edges=tuple(float(v) / factor for v in rows),
-        col_edges=tuple(float(v) / factor for v in cols),
-        to_image=to_image,
-        rectified_size=(round(work.shape[1] / factor), round(work.shape[0] / factor)),
-        style=style,
-    )
+    return rows, cols, style, maps.text_h
 
 
-def _straighten(gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-    """Homography that makes the table axis-aligned (identity for screenshots)."""
+def _straighten(gray: np.ndarray, angle: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """Homography that turns ``gray`` by ``angle`` degrees (identity for 0)."""
     size = (gray.shape[1], gray.shape[0])
-    angle = estimate_skew(gray)
     if not angle:
         return np.eye(3), size
     return rotation_homography(size, angle)
