@@ -76,8 +76,11 @@ samples: $(STAMP) sysdeps-test
 bench: $(STAMP)
 	$(BIN)/gridreader eval ../shared/bench/dev/screens --record
 	$(BIN)/gridreader eval ../shared/bench/dev/scans --record
-	$(BIN)/gridreader eval ../shared/bench/dev/screens --workers 2
-	$(BIN)/gridreader eval ../shared/bench/dev/scans --workers 2
+	# Throughput over the whole dev bench (screens and scans in one run).
+	rm -rf out/dev-all && mkdir -p out/dev-all
+	ln -s $(abspath ../shared/bench/dev)/*/* out/dev-all/
+	$(BIN)/gridreader eval out/dev-all --workers 1
+	$(BIN)/gridreader eval out/dev-all
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -17,7 +17,7 @@ from gridreader.classes import parse_classes
 from gridreader.errors import DataError
 from gridreader.preprocess import prepare_crop
 from gridreader.synth import fonts as fontmod
-from gridreader.synth.cells import CellSynth
+from gridreader.synth.cells import CellSynth, upright_bars
 from gridreader.synth.fonts import compose_number, find_fonts, glyph_atlas, looks_like_digits
 from gridreader.synth.mnist import load_mnist
 from gridreader.synth.tables import STYLES, TINY_CELL, render_table
@@ -286,6 +286,31 @@ def test_prepared_crops_empty_vs_ink(synth_inputs):
     assert raw.shape == (300, 24, 24, 1)
     raw_blank = raw.reshape(300, -1).max(axis=1) == 0
     assert raw_blank[raw_labels != len(CLASSES) - 1].mean() < 0.08
+
+
+def test_upright_bars_are_what_a_lone_one_becomes():
+    canvas = np.zeros((4, 32, 48, 1), np.float32)
+    canvas[0, 2:30, 22:26] = 1.0  # a bare "1" (or a stub of ruling)
+    canvas[1, 2:30, 12:36] = 1.0  # a "0"-wide blob
+    canvas[1, 6:26, 16:32] = 0.0
+    canvas[2, 14:18, 2:46] = 1.0  # a horizontal rule stub
+    canvas[3, 2:30, 6:9] = 1.0  # a bar with a speck far beside it is still a bar
+    canvas[3, 20:22, 40:42] = 1.0
+    assert upright_bars(canvas).tolist() == [True, False, False, True]
+
+
+def test_empty_cells_never_train_as_upright_bars(synth_inputs):
+    x, y, fonts = synth_inputs
+    empty = len(CLASSES) - 1
+    raw, raw_labels = CellSynth(CLASSES, x, y, fonts, seed=6, empty_share=0.9).sample_prepared(
+        600, drop_blank=False
+    )
+    # The generator does draw them (ruling stubs in empty cells) ...
+    assert upright_bars(raw)[raw_labels == empty].sum() >= 5
+    X, labels = CellSynth(CLASSES, x, y, fonts, seed=6, empty_share=0.9).sample_prepared(600)
+    # ... and they are replaced, while numbers that look like bars (a "1") stay.
+    assert not upright_bars(X)[labels == empty].any()
+    assert (labels == empty).mean() > 0.8
 
 
 def test_handwritten_and_printed_only(synth_inputs):

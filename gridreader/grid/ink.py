@@ -44,6 +44,9 @@ def thin_ink(gray: np.ndarray, kernel: int = 15) -> tuple[np.ndarray, np.ndarray
     """
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (kernel, kernel))
     win = (2 * kernel + 1, 2 * kernel + 1)
+    # "Sparse": under 42 % of the window is ink. Integer window sums are
+    # several times faster than float means.
+    dense = 0.42 * win[0] * win[1]
     strong = np.zeros(gray.shape, np.uint8)
     faint = np.zeros(gray.shape, np.uint8)
     for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT):
@@ -52,10 +55,15 @@ def thin_ink(gray: np.ndarray, kernel: int = 15) -> tuple[np.ndarray, np.ndarray
         top = float(np.searchsorted(counts, 0.997 * mag.size))
         hi = (mag > max(22.0, 0.35 * top)).astype(np.uint8)
         lo = (mag > max(14.0, 0.12 * top)).astype(np.uint8)
-        strong_here = hi & (cv2.blur(hi.astype(np.float32), win) < 0.42)
+        strong_here = hi & (_window_sum(hi, win) < dense)
         strong |= strong_here
-        faint |= (lo & (cv2.blur(lo.astype(np.float32), win) < 0.42)) | strong_here
+        faint |= (lo & (_window_sum(lo, win) < dense)) | strong_here
     return strong, faint
+
+
+def _window_sum(mask: np.ndarray, win: tuple[int, int]) -> np.ndarray:
+    ddepth = cv2.CV_16U if win[0] * win[1] < 65536 else cv2.CV_32F
+    return cv2.boxFilter(mask, ddepth, win, normalize=False)
 
 
 def edge_map(gray: np.ndarray) -> np.ndarray:
@@ -183,7 +191,14 @@ def box_outlines(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
     A box outline has nearly all its pixels on its own bounding box; so does a
     narrow "1", hence the width condition.
     """
-    ys, xs = np.nonzero(labels)
+    w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    shaped = (w >= 0.6 * h) & (h >= 6)
+    shaped[0] = False
+    out = np.zeros(stats.shape[0], bool)
+    if not shaped.any():
+        return out
+    # Only box-shaped components can be outlines: look at their pixels alone.
+    ys, xs = np.nonzero(shaped[labels])
     lab = labels[ys, xs]
     left, top = stats[lab, cv2.CC_STAT_LEFT], stats[lab, cv2.CC_STAT_TOP]
     right = left + stats[lab, cv2.CC_STAT_WIDTH] - 1
@@ -193,8 +208,7 @@ def box_outlines(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
     frac = np.bincount(lab, weights=on_border, minlength=n) / np.maximum(
         np.bincount(lab, minlength=n), 1
     )
-    w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
-    return (frac > 0.85) & (w >= 0.6 * h) & (h >= 6)
+    return (frac > 0.85) & shaped
 
 
 def _keep_glyphs(mask: np.ndarray, text_h: float) -> np.ndarray:
