@@ -15,6 +15,8 @@ APT_FONTS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefo
 MNIST ?= ../shared/data/mnist-digits.npz
 MODEL ?= models/gridreader-v2
 MODEL3 ?= models/gridreader-v3
+MODEL4 ?= models/gridreader-v4
+MODEL5 ?= models/gridreader-v5
 
 .PHONY: demo test lint typecheck pytest sysdeps-test sysdeps-fonts model samples bench clean
 
@@ -67,6 +69,10 @@ model: $(STAMP) sysdeps-fonts
 	  --samples 160000 --epochs 11 --handwritten-share 0.45
 	$(BIN)/gridreader train --classes 0-36 --mnist $(MNIST) --out $(MODEL3) --init-from $(MODEL) \
 	  --samples 60000 --epochs 3 --handwritten-share 0.45 --small-text-share 0.4 --learning-rate 4e-4
+	$(BIN)/gridreader train --classes 0-36 --mnist $(MNIST) --out $(MODEL4) --init-from $(MODEL3) \
+	  --samples 120000 --epochs 3 --handwritten-share 0.45 --small-text-share 0.5 --learning-rate 3e-4
+	$(BIN)/gridreader train --classes 0-36 --mnist $(MNIST) --out $(MODEL5) --init-from $(MODEL4) \
+	  --samples 60000 --epochs 1 --handwritten-share 0.55 --small-text-share 0.5 --learning-rate 1.5e-4
 
 # Re-captures data/samples from data/pages with real headless Chromium.
 samples: $(STAMP) sysdeps-test

@@ -90,6 +90,9 @@ def analyse_safely(path: Path, input_size: tuple[int, int]) -> Analysed | Failed
         return Failed(path, f"{path}: out of memory while reading the image")
 
 
+_AHEAD_PER_WORKER = 8
+
+
 def default_workers() -> int:
     """One analysing process per core this process may run on, at most 8."""
     try:
@@ -115,7 +118,11 @@ def iter_analysed(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    ahead = 2 * workers
+    # Workers keep going while the main process runs the network and writes
+    # (a batch of ~2,000 cells takes it about half a second): with only a couple
+    # of images queued per worker they would sit idle meanwhile. An analysed
+    # image is a few MB at most, so the queue stays small.
+    ahead = _AHEAD_PER_WORKER * workers
     # forkserver: a forked copy of a process that already runs OpenCV's (or
     # TensorFlow's) thread pools can deadlock; fresh workers cannot.
     ctx = multiprocessing.get_context("forkserver")

@@ -385,3 +385,42 @@ def test_two_workers_give_identical_outputs(
     assert [r["cells"] for r in report(tmp_path / "w2")] == [
         r["cells"] for r in report(tmp_path / "w1")
     ]
+
+
+# Runs in a child process, so its peak RSS is this batch's alone.
+_PEAK = """
+import resource, sys
+from gridreader.cli import main
+code = main(["batch", sys.argv[1], "--out", sys.argv[2], "--workers", sys.argv[3]])
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(code, own, kids)
+"""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_peak_memory_does_not_grow_with_the_number_of_images(
+    tmp_path: Path, clear_tables: tuple[Path, list[ClearTable]], workers: str
+) -> None:
+    image = clear_tables[1][0].path
+    peaks = {}
+    # 42 cells each: 60 images already fill the network's largest batches (2,048
+    # cells, run 512 at a time), so any growth beyond that is a leak.
+    for n in (60, 180):
+        src = tmp_path / f"in{n}"
+        src.mkdir()
+        for i in range(n):
+            shutil.copy(image, src / f"t{i:03d}{image.suffix}")
+        run = subprocess.run(
+            [sys.executable, "-c", _PEAK, str(src), str(tmp_path / f"out{n}"), workers],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        code, own, kids = (int(v) for v in run.stdout.split()[-3:])
+        assert code == 0, run.stderr[-2000:]
+        assert len(list((tmp_path / f"out{n}").glob("*.csv"))) == n
+        peaks[n] = (own, kids)
+    # Three times the images: the main process and each worker stay within 40 MB.
+    assert peaks[180][0] - peaks[60][0] < 40_000, peaks
+    assert peaks[180][1] - peaks[60][1] < 40_000, peaks

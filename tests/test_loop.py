@@ -137,6 +137,8 @@ def test_labelling_loop_improves_held_out_font(tmp_path: Path, mnist_path: Path)
     # 3. Fine-tune on the label store.
     tuned = models / "tuned"
     argv = ["finetune", "--model", str(base), "--labels", str(db), "--out", str(tuned)]
+    # As the README runs it: synthetic cells replayed beside the labels.
+    argv += ["--mnist", str(mnist_path)]
     assert main([*argv, "--epochs", "30"]) == 0
     card = json.loads((tuned / "card.json").read_text(encoding="utf-8"))
     ft = card["finetune"]
