@@ -17,6 +17,7 @@ MODEL ?= models/gridreader-v2
 MODEL3 ?= models/gridreader-v3
 MODEL4 ?= models/gridreader-v4
 MODEL5 ?= models/gridreader-v5
+MODEL6 ?= models/gridreader-v6
 
 .PHONY: demo test lint typecheck pytest sysdeps-test sysdeps-fonts model samples bench clean
 
@@ -73,6 +74,9 @@ model: $(STAMP) sysdeps-fonts
 	  --samples 120000 --epochs 3 --handwritten-share 0.45 --small-text-share 0.5 --learning-rate 3e-4
 	$(BIN)/gridreader train --classes 0-36 --mnist $(MNIST) --out $(MODEL5) --init-from $(MODEL4) \
 	  --samples 60000 --epochs 1 --handwritten-share 0.55 --small-text-share 0.5 --learning-rate 1.5e-4
+	$(BIN)/gridreader train --classes 0-36 --mnist $(MNIST) --out $(MODEL6) --init-from $(MODEL5) \
+	  --samples 60000 --epochs 2 --handwritten-share 0.5 --small-text-share 0.5 --learning-rate 1.5e-4
+	$(BIN)/python -c "from pathlib import Path; from gridreader.model import set_default; set_default(Path('$(MODEL6)'))"
 
 # Re-captures data/samples from data/pages with real headless Chromium.
 samples: $(STAMP) sysdeps-test

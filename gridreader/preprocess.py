@@ -18,6 +18,7 @@ INPUT_SIZE: tuple[int, int] = (32, 48)
 _MIN_CONTRAST = 28.0
 _PAD = 2
 _SMALL = 28
+_JOIN = np.ones((3, 3), np.uint8)
 
 
 def to_gray(img: np.ndarray) -> np.ndarray:
@@ -73,7 +74,7 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
     # clearly ink, instead of breaking into specks at a single threshold.
     mask = (ink > 0.3).astype(np.uint8)
 
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats = _joined_components(mask)
     if n <= 1:
         return canvas
     strong = np.zeros(n, bool)
@@ -90,10 +91,12 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
     if not keep.any():
         return canvas
     kept = np.flatnonzero(keep) + 1
-    x0 = int(stats[kept, cv2.CC_STAT_LEFT].min())
-    y0 = int(stats[kept, cv2.CC_STAT_TOP].min())
-    x1 = int((stats[kept, cv2.CC_STAT_LEFT] + stats[kept, cv2.CC_STAT_WIDTH]).max())
-    y1 = int((stats[kept, cv2.CC_STAT_TOP] + stats[kept, cv2.CC_STAT_HEIGHT]).max())
+    # The box reaches a pixel past the thresholded ink, so the anti-aliased
+    # edge kept below is not cut off (it is a real share of a 5 px digit).
+    x0 = max(0, int(stats[kept, cv2.CC_STAT_LEFT].min()) - 1)
+    y0 = max(0, int(stats[kept, cv2.CC_STAT_TOP].min()) - 1)
+    x1 = min(w, int((stats[kept, cv2.CC_STAT_LEFT] + stats[kept, cv2.CC_STAT_WIDTH]).max()) + 1)
+    y1 = min(h, int((stats[kept, cv2.CC_STAT_TOP] + stats[kept, cv2.CC_STAT_HEIGHT]).max()) + 1)
     # Keep anti-aliased edges of the kept glyphs, drop everything else.
     lut = np.zeros(n, np.uint8)
     lut[kept] = 1
@@ -105,8 +108,52 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     small = cv2.resize(glyph, (nw, nh), interpolation=interp)
     top, left = (out_h - nh) // 2, (out_w - nw) // 2
-    canvas[top : top + nh, left : left + nw] = small
+    # Resampling rounds a hair past 1.0 now and then; the range is part of the contract.
+    canvas[top : top + nh, left : left + nw] = np.clip(small, 0.0, 1.0)
     return canvas
+
+
+def _joined_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Connected components of ``mask``, pieces a pixel apart counted as one.
+
+    A thin pencil stroke breaks up at the ink threshold, and so do 5 px screen
+    digits once upsampled; judged piece by piece (size, height), the pieces of
+    a "1" were each too small and the "1" was dropped ("16" read as "6"). Pieces
+    are grouped by the components of the mask grown by a pixel; the stats are
+    those of the mask's own pixels, as ``connectedComponentsWithStats`` gives.
+
+    Returns:
+        ``(n, labels, stats)`` like ``cv2.connectedComponentsWithStats``.
+    """
+    n0, pieces, st0, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n0 <= 2:
+        return n0, pieces, st0
+    n, grown = cv2.connectedComponents(cv2.dilate(mask, _JOIN), connectivity=8)
+    if n == n0:
+        return n0, pieces, st0
+    group = np.zeros(n0, np.int32)
+    on = mask > 0
+    group[pieces[on]] = grown[on]
+    left, top = st0[:, cv2.CC_STAT_LEFT], st0[:, cv2.CC_STAT_TOP]
+    right = left + st0[:, cv2.CC_STAT_WIDTH]
+    bottom = top + st0[:, cv2.CC_STAT_HEIGHT]
+    stats = np.zeros((n, 5), np.int32)
+    big = np.iinfo(np.int32).max
+    x0, y0 = np.full(n, big, np.int32), np.full(n, big, np.int32)
+    x1, y1 = np.zeros(n, np.int32), np.zeros(n, np.int32)
+    np.minimum.at(x0, group[1:], left[1:])
+    np.minimum.at(y0, group[1:], top[1:])
+    np.maximum.at(x1, group[1:], right[1:])
+    np.maximum.at(y1, group[1:], bottom[1:])
+    stats[1:, cv2.CC_STAT_LEFT] = x0[1:]
+    stats[1:, cv2.CC_STAT_TOP] = y0[1:]
+    stats[1:, cv2.CC_STAT_WIDTH] = x1[1:] - x0[1:]
+    stats[1:, cv2.CC_STAT_HEIGHT] = y1[1:] - y0[1:]
+    stats[:, cv2.CC_STAT_AREA] = np.bincount(
+        group[1:], weights=st0[1:, cv2.CC_STAT_AREA], minlength=n
+    )
+    stats[0] = st0[0]
+    return n, group[pieces], stats
 
 
 def _quantile_u8(img: np.ndarray, q: float) -> int:

@@ -1,0 +1,130 @@
+"""The one crop-preprocessing function, ``prepare_crop``, on crops drawn by the test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from gridreader.preprocess import INPUT_SIZE, _joined_components, prepare_batch, prepare_crop
+
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+def cell(
+    text: str,
+    size: tuple[int, int] = (64, 40),
+    px: int = 24,
+    ink: tuple[int, int, int] = (20, 20, 20),
+    paper: tuple[int, int, int] = (255, 255, 255),
+) -> np.ndarray:
+    """An RGB cell ``size`` (w, h) with ``text`` centred."""
+    if not FONT.is_file():
+        pytest.fail(f"{FONT} is missing: install fonts-dejavu-core (make sysdeps-test)")
+    img = Image.new("RGB", size, paper)
+    if text:
+        d = ImageDraw.Draw(img)
+        d.text((size[0] / 2, size[1] / 2), text, ink, ImageFont.truetype(str(FONT), px), "mm")
+    return np.asarray(img).copy()
+
+
+def with_rules(crop: np.ndarray, colour: int = 0, width: int = 1) -> np.ndarray:
+    out = crop.copy()
+    out[:width] = out[-width:] = colour
+    out[:, :width] = out[:, -width:] = colour
+    return out
+
+
+def ink_runs(columns: np.ndarray) -> int:
+    """How many separate runs of inked columns."""
+    padded = np.concatenate([[False], columns, [False]])
+    return int(np.count_nonzero(padded[1:] & ~padded[:-1]))
+
+
+def test_output_shape_range_and_blank_cells() -> None:
+    x = prepare_crop(cell("27"))
+    assert x.shape == INPUT_SIZE and x.dtype == np.float32
+    assert x.min() >= 0.0 and x.max() == pytest.approx(1.0)
+    assert not prepare_crop(cell("")).any()
+    assert not prepare_crop(np.zeros((2, 40, 3), np.uint8)).any()  # too small to hold text
+    # Noise far below text contrast is no ink.
+    rng = np.random.default_rng(0)
+    noisy = np.clip(220 + rng.normal(0, 3, (40, 64, 3)), 0, 255).astype(np.uint8)
+    assert not prepare_crop(noisy).any()
+
+
+def test_polarity_and_colour_are_removed() -> None:
+    dark_on_light = prepare_crop(cell("35"))
+    light_on_dark = prepare_crop(cell("35", ink=(240, 240, 240), paper=(25, 25, 30)))
+    white_on_red = prepare_crop(cell("35", ink=(255, 255, 255), paper=(200, 30, 30)))
+    for other in (light_on_dark, white_on_red):
+        assert np.abs(other - dark_on_light).mean() < 0.03
+
+
+def test_ruling_along_the_edges_is_erased() -> None:
+    plain = prepare_crop(cell("8"))
+    for colour, width in ((0, 1), (0, 2), (150, 1)):
+        ruled = prepare_crop(with_rules(cell("8"), colour, width))
+        assert np.abs(ruled - plain).mean() < 0.02, (colour, width)
+    assert not prepare_crop(with_rules(cell(""), 0, 2)).any()
+
+
+def test_size_and_position_are_removed() -> None:
+    small = prepare_crop(cell("14", size=(40, 24), px=12)) > 0.3
+    big = prepare_crop(cell("14", size=(160, 100), px=60)) > 0.3
+    left = prepare_crop(cell("14", size=(160, 100), px=60)[:, :110]) > 0.3
+    # Stroke widths differ with the font size; where the ink is does not.
+    for other in (small, left):
+        assert (other & big).sum() / (other | big).sum() > 0.45
+    for x in (small, big):
+        rows = np.flatnonzero(x.any(axis=1))
+        assert rows[-1] - rows[0] + 1 >= 0.7 * INPUT_SIZE[0]  # scaled to fill the height
+
+
+def test_a_one_broken_into_pieces_is_kept() -> None:
+    # A "16" whose "1" is a pencil stroke that broke up at the ink threshold:
+    # each piece alone is far smaller than the "6".
+    crop = cell("6", size=(70, 60), px=40)
+    crop[10:50, 16:19] = 120
+    crop[16::6, 16:19] = 255  # one-pixel breaks every 6 px
+    with_one = prepare_crop(crop).max(axis=0) > 0.3
+    six_alone = prepare_crop(cell("6", size=(70, 60), px=40)).max(axis=0) > 0.3
+    # The "1" is kept: a second run of ink columns, left of the "6".
+    assert ink_runs(six_alone) == 1
+    assert ink_runs(with_one) == 2
+
+
+def test_joined_components_match_opencv_when_nothing_joins() -> None:
+    mask = np.zeros((30, 40), np.uint8)
+    mask[2:10, 3:8] = 1
+    mask[15:25, 20:22] = 1
+    mask[5:7, 30:38] = 1
+    n, labels, stats = _joined_components(mask)
+    n0, labels0, stats0, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    assert n == n0 == 4
+    np.testing.assert_array_equal(labels, labels0)
+    np.testing.assert_array_equal(stats, stats0)
+
+
+def test_joined_components_group_pieces_a_pixel_apart() -> None:
+    mask = np.zeros((30, 40), np.uint8)
+    mask[2:8, 10:12] = 1
+    mask[9:15, 10:12] = 1  # one empty row below the first piece
+    mask[20:26, 30:33] = 1  # far away
+    n, labels, stats = _joined_components(mask)
+    assert n == 3
+    a = labels[2, 10]
+    assert labels[14, 10] == a and labels[20, 30] not in (0, a)
+    assert stats[a].tolist() == [10, 2, 2, 13, 24]  # left, top, width, height, area
+    assert (labels > 0).sum() == mask.sum()  # only the mask's own pixels are labelled
+
+
+def test_prepare_batch_stacks_prepare_crop() -> None:
+    crops = [cell("3"), cell(""), cell("36", ink=(250, 250, 250), paper=(10, 10, 10))]
+    batch = prepare_batch(crops)
+    assert batch.shape == (3, *INPUT_SIZE, 1)
+    for i, c in enumerate(crops):
+        np.testing.assert_array_equal(batch[i, :, :, 0], prepare_crop(c))
