@@ -61,7 +61,7 @@ def find_grid(image: np.ndarray) -> Grid:
     # further for big handwriting, whose strokes would pass for rules).
     angle = estimate_skew(_resize(small_gray, factor / probe) if factor < probe else small_gray)
     if angle == 0.0:
-        window = _probe_window(small, small_gray, text_h * probe, probe, factor)
+        window = _probe_window(small, small_gray, text_h * probe, (h, w), factor)
         if window is not None:
             grid = _find_in_window(image, window, factor)
             if grid is not None:
@@ -70,7 +70,11 @@ def find_grid(image: np.ndarray) -> Grid:
 
 
 def _probe_window(
-    small: np.ndarray, small_gray: np.ndarray, small_text_h: float, probe: float, factor: float
+    small: np.ndarray,
+    small_gray: np.ndarray,
+    small_text_h: float,
+    shape: tuple[int, int],
+    factor: float,
 ) -> Region | None:
     """Where the table lies in a big, straight page, from the small probe copy.
 
@@ -78,10 +82,19 @@ def _probe_window(
     2-5 % of the big pages), so the full-resolution search only needs a window
     around it. ``None`` when a window would not pay or cannot be trusted: small
     images, text too small to locate on the probe, skewed scans.
+
+    Args:
+        small: the probe copy (RGB) and ``small_gray`` its luminance.
+        small_text_h: text height on the probe copy.
+        shape: ``(height, width)`` of the input image.
+        factor: the analysis scale of the input image.
+
+    Returns:
+        ``(x0, y0, x1, y1)`` in input pixels, or ``None``.
     """
-    h, w = small.shape[:2]
-    work_px = h * w * (factor / probe) ** 2
-    if work_px < _WINDOW_MIN_PX or small_text_h < 6:
+    h, w = shape
+    probe = small.shape[1] / w
+    if h * w * factor**2 < _WINDOW_MIN_PX or small_text_h < 6:
         return None
     try:
         region, style = _locate(measure_ink(small, small_gray, small_text_h))
@@ -99,11 +112,10 @@ def _probe_window(
     box = (
         max(0, int((x0 - mx) / probe)),
         max(0, int((y0 - my) / probe)),
-        min(round(w / probe), int(np.ceil((x1 + mx) / probe))),
-        min(round(h / probe), int(np.ceil((y1 + my) / probe))),
+        min(w, int(np.ceil((x1 + mx) / probe))),
+        min(h, int(np.ceil((y1 + my) / probe))),
     )
-    full = round(w / probe) * round(h / probe)
-    if (box[2] - box[0]) * (box[3] - box[1]) > _WINDOW_MAX_SHARE * full:
+    if (box[2] - box[0]) * (box[3] - box[1]) > _WINDOW_MAX_SHARE * h * w:
         return None
     return box
 
@@ -115,7 +127,7 @@ def _find_in_window(image: np.ndarray, window: Region, factor: float) -> Grid | 
     crop = image[y0:y1, x0:x1]
     work = _resize(crop, factor)
     try:
-        rows, cols, style, _ = _search(work, to_gray(work), factor, None)
+        rows, cols, style = _search(work, to_gray(work), factor, None)
     except NoTableError:
         return None
     if style != "structured":
@@ -153,7 +165,7 @@ def _find_in_page(image: np.ndarray, factor: float, angle: float, text_h: float 
         work = warp_to_rectified(work, to_rect, size)
         gray = to_gray(work)
     same = factor == 1.0 and work is image
-    rows, cols, style, _ = _search(work, gray, factor, text_h if same and text_h else None)
+    rows, cols, style = _search(work, gray, factor, text_h if same and text_h else None)
     # The grid is kept at full resolution, in the frame W / factor.
     f = np.diag([factor, factor, 1.0])
     to_image = np.linalg.inv(f) @ np.linalg.inv(to_rect) @ f
@@ -168,11 +180,11 @@ def _find_in_page(image: np.ndarray, factor: float, angle: float, text_h: float 
 
 def _search(
     work: np.ndarray, gray: np.ndarray, factor: float, text_h: float | None
-) -> tuple[list[float], list[float], str, float]:
+) -> tuple[list[float], list[float], str]:
     """Row and column edges of the table in a straight work image.
 
     Returns:
-        ``(rows, cols, style, text_h)`` in work pixels.
+        ``(rows, cols, style)``, edges in work pixels.
 
     Raises:
         NoTableError: nothing table-like was found.
@@ -199,7 +211,7 @@ def _search(
     min_cell = max(_MIN_CELL_PX * factor, 0.8 * maps.text_h)
     if float(np.median(np.diff(rows))) < min_cell or float(np.median(np.diff(cols))) < min_cell:
         raise NoTableError("no table found (only texture)")
-    return rows, cols, style, maps.text_h
+    return rows, cols, style
 
 
 def _straighten(gray: np.ndarray, angle: float) -> tuple[np.ndarray, tuple[int, int]]:
