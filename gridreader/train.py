@@ -397,6 +397,14 @@ def finetune(
         repeat = max(1, round(n_replay / len(tr)))
         Xt = np.concatenate([np.repeat(Xt, repeat, axis=0), Xr])
         yt = np.concatenate([np.repeat(yt, repeat), yr])
+        log(f"replaying {n_replay} synthetic cells beside the labels (MNIST from {mnist})")
+    else:
+        # Labels alone can make a model forget what they do not show (a small
+        # model fine-tuned on ~400 labels read every blank cell as "4").
+        log(
+            "warning: no replayed synthetic cells (no MNIST source, or --replay 0): "
+            "fine-tuning on the labels alone"
+        )
     keras = _keras()
     keras.utils.set_random_seed(seed)
     network = keras.models.clone_model(base.network)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -299,3 +300,30 @@ def test_continued_pretraining_refuses_other_classes(
     assert main(args) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "classes or input size differ" in err[0] and str(tiny_model) in err[0]
+
+
+def test_finetune_replays_the_mnist_recorded_in_the_card(
+    tiny_model: Path, labels_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No --mnist: the base model's card names the MNIST file it was trained with.
+    out = tmp_path / "replayed"
+    assert finetune(tiny_model, labels_dir, out) == 0
+    said = capsys.readouterr().out
+    source = json.loads((tiny_model / CARD_FILE).read_text())["data"]["mnist_source"]
+    assert f"synthetic cells beside the labels (MNIST from {source})" in said
+    assert json.loads((out / CARD_FILE).read_text())["finetune"]["replayed_synthetic_cells"] > 0
+
+
+def test_finetune_without_any_mnist_warns_and_uses_labels_alone(
+    tiny_model: Path, labels_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = tmp_path / "moved"
+    shutil.copytree(tiny_model, base)
+    card = json.loads((base / CARD_FILE).read_text())
+    card["data"]["mnist_source"] = str(tmp_path / "gone.npz")
+    (base / CARD_FILE).write_text(json.dumps(card))
+    out = tmp_path / "labels-only"
+    assert finetune(base, labels_dir, out) == 0
+    said = capsys.readouterr().out
+    assert "warning: no replayed synthetic cells" in said and "labels alone" in said
+    assert json.loads((out / CARD_FILE).read_text())["finetune"]["replayed_synthetic_cells"] == 0

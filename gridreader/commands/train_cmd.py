@@ -68,9 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--replay",
         type=int,
         default=4_000,
-        help="synthetic cells mixed in against forgetting (needs --mnist)",
+        help="synthetic cells mixed in against forgetting (default 4000; 0 for none)",
     )
-    f.add_argument("--mnist", default=None, help="MNIST source for the replayed synthetic cells")
+    f.add_argument(
+        "--mnist",
+        default=None,
+        help="MNIST source for the replayed cells (default: the one in the base model's card)",
+    )
     f.add_argument("--learning-rate", type=float, default=3e-4)
     f.add_argument("--seed", type=int, default=0)
     f.set_defaults(func=run_finetune)
@@ -108,6 +112,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_finetune(args: argparse.Namespace) -> int:
     from gridreader.train import finetune
 
+    # Without --mnist, replay with the MNIST file the base model was trained on.
+    mnist = args.mnist or _card_mnist(args.model)
     finetune(
         args.model,
         args.labels,
@@ -115,9 +121,22 @@ def run_finetune(args: argparse.Namespace) -> int:
         _command(args),
         epochs=args.epochs,
         val_fraction=args.val_fraction,
-        replay=args.replay if args.mnist else 0,
+        replay=args.replay if mnist else 0,
         seed=args.seed,
-        mnist=args.mnist,
+        mnist=mnist,
         learning_rate=args.learning_rate,
     )
     return 0
+
+
+def _card_mnist(model: Path | None) -> str | None:
+    """The MNIST file the base model was trained with, when it is still there."""
+    from gridreader.errors import ModelError
+    from gridreader.model import default_model_path, read_card
+
+    try:
+        card = read_card(model if model is not None else default_model_path())
+    except ModelError:
+        return None  # finetune itself reports the broken model
+    source = card.get("data", {}).get("mnist_source")
+    return source if isinstance(source, str) and Path(source).exists() else None
