@@ -134,25 +134,17 @@ def _joined_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     group = np.zeros(n0, np.int32)
     on = mask > 0
     group[pieces[on]] = grown[on]
-    left, top = st0[:, cv2.CC_STAT_LEFT], st0[:, cv2.CC_STAT_TOP]
-    right = left + st0[:, cv2.CC_STAT_WIDTH]
-    bottom = top + st0[:, cv2.CC_STAT_HEIGHT]
-    stats = np.zeros((n, 5), np.int32)
-    big = np.iinfo(np.int32).max
-    x0, y0 = np.full(n, big, np.int32), np.full(n, big, np.int32)
-    x1, y1 = np.zeros(n, np.int32), np.zeros(n, np.int32)
-    np.minimum.at(x0, group[1:], left[1:])
-    np.minimum.at(y0, group[1:], top[1:])
-    np.maximum.at(x1, group[1:], right[1:])
-    np.maximum.at(y1, group[1:], bottom[1:])
-    stats[1:, cv2.CC_STAT_LEFT] = x0[1:]
-    stats[1:, cv2.CC_STAT_TOP] = y0[1:]
-    stats[1:, cv2.CC_STAT_WIDTH] = x1[1:] - x0[1:]
-    stats[1:, cv2.CC_STAT_HEIGHT] = y1[1:] - y0[1:]
-    stats[:, cv2.CC_STAT_AREA] = np.bincount(
-        group[1:], weights=st0[1:, cv2.CC_STAT_AREA], minlength=n
-    )
+    # Columns 0-3 of the stats are left, top, width, height; 4 is the area.
+    corner, size = st0[1:, :2], st0[1:, 2:4]
+    lo = np.full((n, 2), np.iinfo(np.int32).max, np.int32)
+    hi = np.zeros((n, 2), np.int32)
+    np.minimum.at(lo, group[1:], corner)
+    np.maximum.at(hi, group[1:], corner + size)
+    stats = np.empty((n, 5), np.int32)
     stats[0] = st0[0]
+    stats[1:, :2] = lo[1:]
+    stats[1:, 2:4] = hi[1:] - lo[1:]
+    stats[1:, 4] = np.bincount(group[1:], weights=st0[1:, 4], minlength=n)[1:]
     return n, group[pieces], stats
 
 
