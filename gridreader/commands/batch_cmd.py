@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gridreader.commands.common import unit_float, worker_count
+from gridreader.commands.common import add_workers_option, unit_float
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,12 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.9,
         help="cells under this confidence go to OUT/review/ (default 0.9)",
     )
-    p.add_argument(
-        "--workers",
-        type=worker_count,
-        default="auto",
-        help="processes finding grids: a number, or auto (one per core, the default)",
-    )
+    add_workers_option(p)
     p.set_defaults(func=run)
 
 

@@ -25,6 +25,16 @@ def worker_count(text: str) -> int:
     return positive_int(text)
 
 
+def add_workers_option(p: argparse.ArgumentParser) -> None:
+    """``--workers``: processes finding grids, ``auto`` by default."""
+    p.add_argument(
+        "--workers",
+        type=worker_count,
+        default="auto",
+        help="processes finding grids: a number, or auto (one per core, the default)",
+    )
+
+
 def unit_float(text: str) -> float:
     """A number between 0 and 1."""
     try:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from gridreader.commands.common import worker_count
+from gridreader.commands.common import add_workers_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,12 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model", type=Path, default=None, help="model folder (default: models/DEFAULT)"
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument(
-        "--workers",
-        type=worker_count,
-        default="auto",
-        help="processes finding grids: a number, or auto (one per core, the default)",
-    )
+    add_workers_option(p)
     p.add_argument(
         "--record",
         action="store_true",

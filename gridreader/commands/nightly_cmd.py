@@ -8,7 +8,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from gridreader.commands.common import worker_count
+from gridreader.commands.common import add_workers_option
 
 EXIT_LOCKED = 4
 
@@ -37,12 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--config", required=True, type=Path, help="nightly config (TOML)")
-    p.add_argument(
-        "--workers",
-        type=worker_count,
-        default="auto",
-        help="processes finding grids: a number, or auto (one per core, the default)",
-    )
+    add_workers_option(p)
     p.add_argument(
         "--date", type=iso_date, default=None, help="the day to work on (default: today, UTC)"
     )
