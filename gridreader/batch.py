@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gridreader.errors import OutputError, UsageError
-from gridreader.imageio import encode_png, is_image_path, write_atomic
+from gridreader.imageio import encode_png, is_image_path, remove_file, write_atomic
 from gridreader.model import MODEL_FILE, Classifier
 from gridreader.pipeline import Analysed, Failed, classify, iter_analysed, table_csv
 from gridreader.types import TableRead
@@ -244,19 +244,13 @@ def _remove_temp_files(out_dir: Path) -> None:
     # ``atomic_path``); nothing else writes into OUT while a batch runs there.
     for folder in (out_dir, out_dir / REVIEW, out_dir / STATE):
         for p in folder.glob(".*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
+            remove_file(p, "cannot remove a temp file left by a killed run")
 
 
 def _remove_outputs(out_dir: Path, stem: str) -> None:
     # A failed image must not leave a stale table from an earlier run behind.
     for p in [out_dir / f"{stem}.csv", *(out_dir / REVIEW).glob(f"{stem}.r*")]:
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            raise OutputError(f"{p}: cannot remove stale output ({e.strerror or e})") from e
+        remove_file(p, "cannot remove stale output")
 
 
 def _write_review(

@@ -159,6 +159,20 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
         f.write(raw)
 
 
+def remove_file(path: str | os.PathLike[str], what: str = "cannot remove") -> None:
+    """Delete ``path`` if it exists.
+
+    Raises:
+        OutputError: it exists and could not be deleted (``what`` says why it mattered).
+    """
+    try:
+        Path(path).unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise OutputError(f"{path}: {what} ({e.strerror or e})") from e
+
+
 def encode_png(img: np.ndarray) -> bytes:
     """Encode a gray or RGB uint8 array as PNG bytes."""
     buf = io.BytesIO()

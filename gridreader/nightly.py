@@ -35,7 +35,7 @@ from capture.config import select_targets as select_capture_targets
 from capture.run import TargetResult, capture_targets, redact_secrets
 from gridreader.batch import REVIEW, STATE, list_images, output_stems, run_batch
 from gridreader.errors import ConfigError, GridReaderError, LockedError, OutputError
-from gridreader.imageio import write_atomic
+from gridreader.imageio import remove_file, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -486,14 +486,14 @@ def remove_target_files(screens: Path, tables: Path, name: str) -> int:
             m = _SHOT_RE.match(p.stem)
             if m and m.group("name") == name and p.suffix in (".png", ".json"):
                 stems.append(p.stem)
-                _unlink(p)
+                remove_file(p)
     removed = len(stems)
     for stem in set(stems):
         outputs = [tables / f"{stem}.csv", tables / STATE / f"{stem}.json"]
         with contextlib.suppress(FileNotFoundError):
             outputs += [p for p in (tables / REVIEW).iterdir() if p.name.startswith(f"{stem}.r")]
         for p in outputs:
-            _unlink(p)
+            remove_file(p)
     return removed
 
 
@@ -507,18 +507,9 @@ def remove_temp_files(folder: Path) -> int:
         return 0
     for p in folder.rglob(".*.tmp"):
         if p.is_file():
-            _unlink(p)
+            remove_file(p)
             count += 1
     return count
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        raise OutputError(f"{path}: cannot remove ({e.strerror or e})") from e
 
 
 def table_stats(screens: Path, tables: Path) -> TableStats:
