@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from selenium import webdriver
 from selenium.common.exceptions import (
@@ -245,18 +245,9 @@ def wait_visible(driver: WebDriver, selector: str, timeout_s: float) -> None:
         SelectorTimeoutError: it did not appear within ``timeout_s``.
         CaptureError: the selector is not valid CSS.
     """
-    try:
-        WebDriverWait(driver, timeout_s, poll_frequency=_POLL_S).until(
-            ec.visibility_of_element_located((By.CSS_SELECTOR, selector))
-        )
-    except TimeoutException as e:
-        raise SelectorTimeoutError(
-            f"selector {selector!r} did not appear within {_secs(timeout_s)}"
-        ) from e
-    except InvalidSelectorException as e:
-        raise CaptureError(f"invalid CSS selector {selector!r}") from e
-    except WebDriverException as e:
-        _raise_translated(e, f"waiting for {selector!r}")
+    _wait_for_css(
+        driver, ec.visibility_of_element_located, selector, timeout_s, f"waiting for {selector!r}"
+    )
 
 
 def is_visible(driver: WebDriver, selector: str) -> bool:
@@ -333,18 +324,9 @@ def scroll_to(driver: WebDriver, selector: str, timeout_s: float) -> None:
     Raises:
         CaptureError: it did not appear within ``timeout_s``.
     """
-    try:
-        element = WebDriverWait(driver, timeout_s, poll_frequency=_POLL_S).until(
-            ec.presence_of_element_located((By.CSS_SELECTOR, selector))
-        )
-    except TimeoutException as e:
-        raise SelectorTimeoutError(
-            f"selector {selector!r} did not appear within {_secs(timeout_s)}"
-        ) from e
-    except InvalidSelectorException as e:
-        raise CaptureError(f"invalid CSS selector {selector!r}") from e
-    except WebDriverException as e:
-        _raise_translated(e, f"scrolling to {selector!r}")
+    element = _wait_for_css(
+        driver, ec.presence_of_element_located, selector, timeout_s, f"scrolling to {selector!r}"
+    )
     with _translate_errors(f"scrolling to {selector!r}"):
         driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", element)
 
@@ -519,16 +501,43 @@ return [r.left + window.scrollX, r.top + window.scrollY,
 
 
 def _wait_clickable(driver: WebDriver, selector: str, timeout_s: float) -> WebElement:
+    return _wait_for_css(
+        driver,
+        ec.element_to_be_clickable,
+        selector,
+        timeout_s,
+        f"waiting for {selector!r}",
+        missing=f"no clickable {selector!r} within {_secs(timeout_s)}",
+    )
+
+
+def _wait_for_css(
+    driver: WebDriver,
+    condition: Any,
+    selector: str,
+    timeout_s: float,
+    action: str,
+    missing: str | None = None,
+) -> WebElement:
+    """Wait until ``condition`` (an ``expected_conditions`` factory) holds for
+    the CSS ``selector``, and return the element it found.
+
+    Raises:
+        SelectorTimeoutError: not within ``timeout_s`` (``missing`` says so, if given).
+        CaptureError: the selector is not valid CSS, or the browser failed.
+    """
     try:
         element: WebElement = WebDriverWait(driver, timeout_s, poll_frequency=_POLL_S).until(
-            ec.element_to_be_clickable((By.CSS_SELECTOR, selector))
+            condition((By.CSS_SELECTOR, selector))
         )
     except TimeoutException as e:
-        raise SelectorTimeoutError(f"no clickable {selector!r} within {_secs(timeout_s)}") from e
+        raise SelectorTimeoutError(
+            missing or f"selector {selector!r} did not appear within {_secs(timeout_s)}"
+        ) from e
     except InvalidSelectorException as e:
         raise CaptureError(f"invalid CSS selector {selector!r}") from e
     except WebDriverException as e:
-        _raise_translated(e, f"waiting for {selector!r}")
+        _raise_translated(e, action)
     return element
 
 
