@@ -172,17 +172,22 @@ def test_eval_confusions_match_mistakes(eval_json: dict[str, Any]) -> None:
     )
 
 
+def one_table_bench(dest: Path, clear_tables: tuple[Path, list[ClearTable]], k: int) -> Path:
+    """A bench folder holding table ``k`` alone: its image, truth CSV and boxes."""
+    folder, tables = clear_tables
+    dest.mkdir()
+    for suffix in (tables[k].path.suffix, ".csv", ".boxes.json"):
+        shutil.copy2(folder / f"{tables[k].stem}{suffix}", dest)
+    return dest
+
+
 def test_eval_text_report(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     clear_tables: tuple[Path, list[ClearTable]],
     default_classifier: Any,
 ) -> None:
-    folder, tables = clear_tables
-    small = tmp_path / "small"
-    small.mkdir()
-    for suffix in (tables[0].path.suffix, ".csv", ".boxes.json"):
-        shutil.copy2(folder / f"{tables[0].stem}{suffix}", small)
+    small = one_table_bench(tmp_path / "small", clear_tables, 0)
     code, out, err = run(capsys, "eval", str(small))
     assert code == 0, err
     assert "cell accuracy" in out and "per style:" in out and "cells/s" in out
@@ -194,11 +199,7 @@ def test_eval_record_writes_the_card(
     clear_tables: tuple[Path, list[ClearTable]],
     default_classifier: Any,
 ) -> None:
-    folder, tables = clear_tables
-    bench = tmp_path / "minibench"
-    bench.mkdir()
-    for suffix in (tables[1].path.suffix, ".csv", ".boxes.json"):
-        shutil.copy2(folder / f"{tables[1].stem}{suffix}", bench)
+    bench = one_table_bench(tmp_path / "minibench", clear_tables, 1)
     model = tmp_path / "model-copy"
     shutil.copytree(default_classifier.path, model)
     weights = hashlib.sha256((model / MODEL_FILE).read_bytes()).hexdigest()
