@@ -20,6 +20,7 @@ import numpy as np
 from gridreader.classes import class_value
 from gridreader.errors import ModelError
 from gridreader.imageio import atomic_path, write_atomic
+from gridreader.preprocess import dequantise
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
@@ -82,14 +83,22 @@ class Classifier:
     input_size: tuple[int, int]
     card: dict[str, Any] = field(repr=False, compare=False)
     network: Any = field(repr=False, compare=False)
+    serving: Any = field(default=None, repr=False, compare=False)
+    """The same function as ``network``, folded for inference (see
+    :func:`fold_for_inference`); ``network`` itself is what fine-tuning trains."""
 
-    def predict(self, batch: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-        """Class indices and confidences for prepared crops ``(N, H, W, 1)``."""
+    def predict(self, batch: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Class indices and confidences for prepared crops ``(N, H, W, 1)``.
+
+        ``batch`` may be float32 in ``[0, 1]`` or uint8 (``0..255``).
+        """
         if len(batch) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        net = self.serving if self.serving is not None else self.network
+        # A few hundred crops at a time keep the activations in cache.
         probs = np.concatenate(
             [
-                np.asarray(self.network.predict_on_batch(batch[i : i + batch_size]))
+                np.asarray(net.predict_on_batch(dequantise(batch[i : i + batch_size])))
                 for i in range(0, len(batch), batch_size)
             ]
         )
@@ -177,7 +186,62 @@ def load_classifier(model: str | os.PathLike[str] | None = None) -> Classifier:
             f"{model_dir}: network ({in_shape}, {out_shape} classes) does not match its card "
             f"({size}, {len(classes)} classes)"
         )
-    return Classifier(model_dir.name, model_dir, classes, size, card, network)
+    return Classifier(
+        model_dir.name, model_dir, classes, size, card, network, fold_for_inference(network)
+    )
+
+
+def fold_for_inference(network: Any) -> Any:
+    """A copy of a Sequential network with each batch normalisation folded into
+    the convolution or dense layer before it, and dropout left out.
+
+    At inference a batch normalisation is a fixed per-channel scale and shift,
+    which the preceding layer's weights and bias can absorb: one pass over each
+    activation map instead of three, about a fifth of the CPU time, with the
+    same outputs up to float rounding. Networks of any other shape are returned
+    unchanged.
+    """
+    keras = _keras()
+    layers = keras.layers
+    if not isinstance(network, keras.Sequential):
+        return network
+    stack = [layer for layer in network.layers if not isinstance(layer, layers.Dropout)]
+    out: list[Any] = [keras.Input(shape=network.input_shape[1:])]
+    weights: list[tuple[int, list[np.ndarray]]] = []
+    i = 0
+    while i < len(stack):
+        layer = stack[i]
+        nxt = stack[i + 1] if i + 1 < len(stack) else None
+        foldable = isinstance(layer, (layers.Conv2D, layers.Dense)) and layer.get_config().get(
+            "activation"
+        ) in ("linear", None)
+        if foldable and isinstance(nxt, layers.BatchNormalization) and nxt.axis in (-1, [-1]):
+            config = dict(layer.get_config(), use_bias=True, name=layer.name + "_folded")
+            kernel, *bias = layer.get_weights()
+            bn = dict(zip(("gamma", "beta", "mean", "var"), _bn_params(nxt), strict=True))
+            scale = bn["gamma"] / np.sqrt(bn["var"] + nxt.epsilon)
+            shift = (bias[0] if bias else 0.0) - bn["mean"]
+            weights.append((len(out), [kernel * scale, shift * scale + bn["beta"]]))
+            out.append(type(layer).from_config(config))
+            i += 2
+            continue
+        config = dict(layer.get_config(), name=layer.name + "_serving")
+        if layer.get_weights():
+            weights.append((len(out), layer.get_weights()))
+        out.append(type(layer).from_config(config))
+        i += 1
+    folded = keras.Sequential(out, name=network.name + "_serving")
+    # Sequential drops the Input entry from .layers: index i of ``out`` is layer i - 1.
+    for index, values in weights:
+        folded.layers[index - 1].set_weights(values)
+    return folded
+
+
+def _bn_params(bn: Any) -> list[np.ndarray]:
+    channels = int(bn.moving_mean.shape[0])
+    gamma = np.asarray(bn.gamma) if bn.scale else np.ones(channels, np.float32)
+    beta = np.asarray(bn.beta) if bn.center else np.zeros(channels, np.float32)
+    return [gamma, beta, np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)]
 
 
 def save_model(network: Any, model_dir: Path, card: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from gridreader.errors import GridReaderError, NoTableError
 from gridreader.grid import cell_boxes, cut_cells, find_grid, rectify_image
 from gridreader.imageio import load_image
 from gridreader.model import Classifier
-from gridreader.preprocess import prepare_batch
+from gridreader.preprocess import prepare_batch, quantise
 from gridreader.types import Box, CellRead, Grid, TableRead
 
 
@@ -30,7 +30,7 @@ class Analysed:
         path: the image file.
         grid: the table found.
         boxes: each cell's box in image pixels, row-major.
-        inputs: prepared crops ``(cells, h, w, 1)`` float32.
+        inputs: prepared crops ``(cells, h, w, 1)``, quantised to uint8.
         crops: raw RGB cell crops (for the review queue), row-major.
         row_strips: each row of the table as an RGB strip, for context.
     """
@@ -75,7 +75,7 @@ def analyse_image(path: Path, input_size: tuple[int, int]) -> Analysed:
         x1 = max(x0 + 1, round(grid.col_edges[-1]))
         strips.append(rect[y0:y1, x0:x1])
     return Analysed(
-        path, grid, boxes, prepare_batch(crops, input_size), tuple(crops), tuple(strips)
+        path, grid, boxes, quantise(prepare_batch(crops, input_size)), tuple(crops), tuple(strips)
     )
 
 

@@ -198,6 +198,24 @@ def _edge_rules(fill: np.ndarray, n: int) -> list[np.ndarray]:
     return out
 
 
+def quantise(prepared: np.ndarray) -> np.ndarray:
+    """Prepared crops as uint8 ``0..255``: how they travel between processes and
+    are kept in memory (a quarter of the float32 bytes)."""
+    return np.rint(prepared * 255.0).astype(np.uint8)
+
+
+def dequantise(prepared: np.ndarray) -> np.ndarray:
+    """The network's float32 ``[0, 1]`` input from :func:`quantise`'s uint8,
+    or float crops unchanged.
+
+    Training and inference both go through this, so the network sees the same
+    quantised values in both.
+    """
+    if prepared.dtype == np.uint8:
+        return prepared.astype(np.float32) / np.float32(255.0)
+    return prepared.astype(np.float32, copy=False)
+
+
 def prepare_batch(crops: Sequence[np.ndarray], size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
     """:func:`prepare_crop` over many crops, stacked as ``(N, H, W, 1)`` float32."""
     out = np.zeros((len(crops), size[0], size[1], 1), np.float32)

@@ -25,7 +25,7 @@ from gridreader.model import (
     save_model,
     set_default,
 )
-from gridreader.preprocess import INPUT_SIZE, prepare_batch
+from gridreader.preprocess import INPUT_SIZE, dequantise, prepare_batch, quantise
 
 Log = Callable[[str], None]
 
@@ -86,8 +86,8 @@ def _synth_chunk(args: _Job) -> tuple[np.ndarray, np.ndarray]:
         small_text_share=small_share,
     )
     X, labels = synth.sample_prepared(n, size)
-    # uint8 halves the cost of shipping the chunk back to the parent.
-    return (X[..., 0] * 255).round().astype(np.uint8), labels
+    # uint8 cuts the cost of shipping the chunk back to the parent.
+    return quantise(X[..., 0]), labels
 
 
 def make_synthetic(
@@ -128,7 +128,7 @@ def make_synthetic(
             parts = list(pool.map(_synth_chunk, jobs))
     else:
         parts = [_synth_chunk(j) for j in jobs]
-    X = np.concatenate([p[0] for p in parts]).astype(np.float32)[..., None] / 255.0
+    X = dequantise(np.concatenate([p[0] for p in parts]))[..., None]
     y = np.concatenate([p[1] for p in parts])
     return X, y
 

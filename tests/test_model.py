@@ -17,12 +17,13 @@ from gridreader.model import (
     MODEL_FILE,
     build_model,
     default_model_path,
+    fold_for_inference,
     load_classifier,
     read_card,
     save_model,
     set_default,
 )
-from gridreader.preprocess import INPUT_SIZE
+from gridreader.preprocess import INPUT_SIZE, quantise
 
 CLASSES = parse_classes("0-36")
 
@@ -102,6 +103,73 @@ def test_predict_in_several_batches(saved: Path) -> None:
     assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1], atol=1e-5)
     empty = clf.predict(np.zeros((0, *INPUT_SIZE, 1), np.float32))
     assert empty[0].shape == (0,) and empty[1].shape == (0,)
+
+
+def trained_looking(net: Any, seed: int = 0) -> Any:
+    """``net`` with random weights and batch-norm statistics far from 0 and 1,
+    so that folding them wrongly would show."""
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        w = layer.get_weights()
+        if not w:
+            continue
+        if type(layer).__name__ == "BatchNormalization":
+            n = w[0].shape[0]
+            w = [
+                rng.uniform(0.5, 2, n),
+                rng.normal(0, 0.5, n),
+                rng.normal(0, 1, n),
+                rng.uniform(0.2, 3, n),
+            ]
+        else:
+            w = [rng.normal(0, 0.2, v.shape) for v in w]
+        layer.set_weights([v.astype(np.float32) for v in w])
+    return net
+
+
+def test_folded_network_computes_the_same_function() -> None:
+    import keras
+
+    net = trained_looking(build_model(len(CLASSES), INPUT_SIZE))
+    folded = fold_for_inference(net)
+    names = [type(layer).__name__ for layer in folded.layers]
+    assert "BatchNormalization" not in names and "Dropout" not in names
+    assert names.count("Conv2D") == 4
+    x = np.random.default_rng(2).random((16, *INPUT_SIZE, 1)).astype(np.float32)
+    ref = np.asarray(net.predict_on_batch(x))
+    assert (np.asarray(folded.predict_on_batch(x)).argmax(1) == ref.argmax(1)).all()
+    # A saturated softmax hides small errors (a lost epsilon): compare what
+    # goes into the last layer.
+    features = [
+        np.asarray(keras.Model(n.inputs, n.layers[-1].input).predict_on_batch(x))
+        for n in (net, folded)
+    ]
+    assert np.allclose(features[1], features[0], rtol=1e-4, atol=1e-4 * features[0].std())
+    assert folded.count_params() < net.count_params()
+
+
+def test_fold_leaves_other_networks_alone() -> None:
+    import keras
+
+    inp = keras.Input((4,))
+    functional = keras.Model(inp, keras.layers.Dense(2)(inp))
+    assert fold_for_inference(functional) is functional
+
+
+def test_classifier_serves_the_folded_network(tmp_path: Path) -> None:
+    net = trained_looking(build_model(len(CLASSES), INPUT_SIZE), seed=3)
+    save_model(net, tmp_path / "m", card_for(CLASSES))
+    clf = load_classifier(tmp_path / "m")
+    assert clf.serving is not clf.network
+    x = np.random.default_rng(4).random((9, *INPUT_SIZE, 1)).astype(np.float32)
+    ref = np.asarray(net.predict_on_batch(x))
+    idx, conf = clf.predict(x)
+    assert (idx == ref.argmax(1)).all()
+    assert np.allclose(conf, ref.max(1), atol=1e-5)
+    # Quantised crops (how they travel from the workers) read the same way.
+    q_idx, q_conf = clf.predict(quantise(x))
+    ref_q = np.asarray(net.predict_on_batch(quantise(x).astype(np.float32) / 255.0))
+    assert (q_idx == ref_q.argmax(1)).all() and np.allclose(q_conf, ref_q.max(1), atol=1e-5)
 
 
 def test_value_of_class_index(saved: Path) -> None:

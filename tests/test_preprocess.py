@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from gridreader.preprocess import INPUT_SIZE, _joined_components, prepare_batch, prepare_crop
+from gridreader.preprocess import (
+    INPUT_SIZE,
+    _joined_components,
+    dequantise,
+    prepare_batch,
+    prepare_crop,
+    quantise,
+)
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
@@ -128,3 +135,14 @@ def test_prepare_batch_stacks_prepare_crop() -> None:
     assert batch.shape == (3, *INPUT_SIZE, 1)
     for i, c in enumerate(crops):
         np.testing.assert_array_equal(batch[i, :, :, 0], prepare_crop(c))
+
+
+def test_quantise_round_trip() -> None:
+    batch = prepare_batch([cell("3"), cell("17"), cell("")])
+    q = quantise(batch)
+    assert q.dtype == np.uint8 and q.shape == batch.shape
+    back = dequantise(q)
+    assert back.dtype == np.float32
+    assert np.abs(back - batch).max() <= 0.5 / 255 + 1e-7
+    assert np.array_equal(quantise(back), q)
+    assert dequantise(batch) is batch  # float input passes through untouched
