@@ -154,12 +154,17 @@ def _quantile_u8(img: np.ndarray, q: float) -> int:
 
 
 def _rule_fragments(stats: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Components that are bits of ruling: thin, straight, and running from one
-    side of the crop to the opposite one (a digit never spans the whole cell)."""
+    """Components that are bits of ruling: thin, and either running from one
+    side of the crop to the opposite one (a digit never spans the whole cell),
+    or lying along an edge and entering from a corner side, as a rule does when
+    the cut is a little off the rule's angle (a skewed scan)."""
     x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
     cw, ch = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
-    horizontal = (x <= 1) & (x + cw >= w - 1) & (ch <= max(3, 0.15 * h))
-    vertical = (y <= 1) & (y + ch >= h - 1) & (cw <= max(3, 0.15 * w))
+    left, right = x <= 1, x + cw >= w - 1
+    top, bottom = y <= 1, y + ch >= h - 1
+    flat, narrow = ch <= max(3, 0.15 * h), cw <= max(3, 0.15 * w)
+    horizontal = flat & ((left & right) | ((top | bottom) & (left | right) & (cw >= 0.4 * w)))
+    vertical = narrow & ((top & bottom) | ((left | right) & (top | bottom) & (ch >= 0.5 * h)))
     return horizontal | vertical
 
 
@@ -192,8 +197,10 @@ def _edge_rules(fill: np.ndarray, n: int) -> list[np.ndarray]:
         if hit.size == 0:
             continue
         # Consecutive runs of full rows; a thick run is a glyph, not a rule.
+        # The fill was measured on the mask grown by a row each way (drift), so
+        # a run is two rows longer than the ink that made it.
         for run in np.split(hit, np.flatnonzero(np.diff(hit) > 1) + 1):
-            if len(run) <= thick:
+            if len(run) - 2 <= thick:
                 out.append(np.arange(max(0, run[0] - 1), min(n, run[-1] + 2)))
     return out
 
