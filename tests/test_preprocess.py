@@ -79,6 +79,35 @@ def test_ruling_along_the_edges_is_erased() -> None:
     assert not prepare_crop(with_rules(cell(""), 0, 2)).any()
 
 
+def test_a_three_pixel_rule_in_a_small_cell_is_erased() -> None:
+    # A 22 px scan cell whose top rule is 3 px of gray: once grown for drift
+    # it covers five rows, and it used to pass for the bar of a glyph. Joined
+    # to the side rules, it is not a lone fragment either.
+    plain = prepare_crop(cell("0", size=(34, 22), px=16, paper=(235, 235, 235)))
+    ruled = cell("0", size=(34, 22), px=16, paper=(235, 235, 235))
+    ruled[:3] = 95
+    ruled[:, :2] = ruled[:, -2:] = 90
+    assert np.abs(prepare_crop(ruled) - plain).mean() < 0.02
+
+
+def test_rule_stubs_entering_from_a_side_are_dropped() -> None:
+    # A skewed cut: the rule above the cell runs along the top edge for half
+    # the width and leaves the crop there; another runs down the right edge.
+    plain = prepare_crop(cell("18"))
+    stubbed = cell("18")
+    stubbed[1:3, :30] = 90
+    stubbed[15:, -2:] = 90
+    assert np.abs(prepare_crop(stubbed) - plain).mean() < 0.02
+
+
+def test_a_one_against_the_side_is_kept() -> None:
+    # Thin, upright and touching the left edge, but not reaching the top or
+    # bottom: a digit, not a rule.
+    crop = cell("", size=(40, 40))
+    crop[8:32, 0:3] = 20
+    assert (prepare_crop(crop) > 0.5).sum() > 50
+
+
 def test_size_and_position_are_removed() -> None:
     small = prepare_crop(cell("14", size=(40, 24), px=12)) > 0.3
     big = prepare_crop(cell("14", size=(160, 100), px=60)) > 0.3
