@@ -60,13 +60,13 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
         h, w = gray.shape
     # Histograms of uint8 images give the median and percentiles far faster
     # than sorting, and this runs for every cell.
-    bg = _quantile_u8(gray, 0.5)
+    bg = quantile_u8(gray, 0.5)
     ink8 = cv2.absdiff(gray, np.full_like(gray, bg))
     ink = ink8.astype(np.float32)
     # Ruling along the edges is erased before the contrast is measured: a dark
     # rule must not set the scale and wash out light pencil or thin white text.
     _erase_edge_rules(ink, max(_MIN_CONTRAST, 0.25 * float(ink8.max())))
-    contrast = float(_quantile_u8(ink.astype(np.uint8), 0.995))
+    contrast = float(quantile_u8(ink.astype(np.uint8), 0.995))
     if contrast < _MIN_CONTRAST:
         return canvas
     ink = np.clip(ink * (1.0 / contrast), 0.0, 1.0)
@@ -148,9 +148,29 @@ def _joined_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return n, group[pieces], stats
 
 
-def _quantile_u8(img: np.ndarray, q: float) -> int:
-    counts = np.bincount(img.ravel(), minlength=256)
-    return int(np.searchsorted(np.cumsum(counts), q * img.size))
+def quantile_u8(img: np.ndarray, q: float) -> int:
+    """The ``q`` quantile of a uint8 image, exactly: the smallest value that at
+    least ``q`` of the pixels do not exceed.
+
+    A cell crop is small and a histogram is quickest; for a whole page, eight
+    thresholded counts beat a 256-bin histogram several times over.
+    """
+    target = q * img.size
+    if img.size <= _HISTOGRAM_MAX_PX:
+        counts = np.bincount(img.ravel(), minlength=256)
+        return int(np.searchsorted(np.cumsum(counts), target))
+    lo, hi = 0, 255
+    while lo < hi:
+        mid = (lo + hi) // 2
+        above = cv2.threshold(img, mid, 1, cv2.THRESH_BINARY)[1]
+        if img.size - cv2.countNonZero(above) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+_HISTOGRAM_MAX_PX = 65_536
 
 
 def _rule_fragments(stats: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -215,8 +235,8 @@ def dequantise(prepared: np.ndarray) -> np.ndarray:
     """The network's float32 ``[0, 1]`` input from :func:`quantise`'s uint8,
     or float crops unchanged.
 
-    Training and inference both go through this, so the network sees the same
-    quantised values in both.
+    :func:`prepare_batch` already rounds its floats to these steps, so a
+    round trip changes nothing.
     """
     if prepared.dtype == np.uint8:
         return prepared.astype(np.float32) / np.float32(255.0)
@@ -224,8 +244,13 @@ def dequantise(prepared: np.ndarray) -> np.ndarray:
 
 
 def prepare_batch(crops: Sequence[np.ndarray], size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
-    """:func:`prepare_crop` over many crops, stacked as ``(N, H, W, 1)`` float32."""
+    """:func:`prepare_crop` over many crops, stacked as ``(N, H, W, 1)`` float32.
+
+    The values are rounded to steps of 1/255 (:func:`quantise`): crops travel
+    and are stored as uint8, so every path into the network (synthetic and
+    labelled training cells, serving) sees exactly the same values.
+    """
     out = np.zeros((len(crops), size[0], size[1], 1), np.float32)
     for i, c in enumerate(crops):
         out[i, :, :, 0] = prepare_crop(c, size)
-    return out
+    return dequantise(quantise(out))

@@ -435,18 +435,3 @@ def test_window_cutting_through_the_table_is_refused() -> None:
         abs(grid.row_edges[0] - truth[0][0][1]) <= 2
         and abs(grid.col_edges[0] - truth[0][0][0]) <= 2
     )
-
-
-# --- evidence maps -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_quantile_u8_matches_the_histogram_definition(seed: int) -> None:
-    from gridreader.grid.ink import quantile_u8
-
-    rng = np.random.default_rng(seed)
-    img = rng.integers(0, rng.integers(1, 256), size=(37, 53), dtype=np.uint8)
-    img[: seed * 3] = 255  # a block of saturated ink, as on a dark rule
-    counts = np.cumsum(np.bincount(img.ravel(), minlength=256))
-    for q in (0.0, 0.1, 0.5, 0.9, 0.997, 1.0):
-        assert quantile_u8(img, q) == int(np.searchsorted(counts, q * img.size)), q

@@ -15,6 +15,7 @@ from gridreader.preprocess import (
     dequantise,
     prepare_batch,
     prepare_crop,
+    quantile_u8,
     quantise,
 )
 
@@ -163,7 +164,10 @@ def test_prepare_batch_stacks_prepare_crop() -> None:
     batch = prepare_batch(crops)
     assert batch.shape == (3, *INPUT_SIZE, 1)
     for i, c in enumerate(crops):
-        np.testing.assert_array_equal(batch[i, :, :, 0], prepare_crop(c))
+        # Rounded to the uint8 steps the crops travel in, and nothing else.
+        np.testing.assert_array_equal(quantise(batch[i, :, :, 0]), quantise(prepare_crop(c)))
+        assert np.abs(batch[i, :, :, 0] - prepare_crop(c)).max() <= 0.5 / 255 + 1e-7
+    assert np.array_equal(dequantise(quantise(batch)), batch)
 
 
 def test_quantise_round_trip() -> None:
@@ -175,3 +179,15 @@ def test_quantise_round_trip() -> None:
     assert np.abs(back - batch).max() <= 0.5 / 255 + 1e-7
     assert np.array_equal(quantise(back), q)
     assert dequantise(batch) is batch  # float input passes through untouched
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_quantile_u8_matches_the_histogram_definition(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    # Crop-sized (histogram) and page-sized (thresholded counts) alike.
+    shape = (37, 53) if seed % 2 else (300, 400)
+    img = rng.integers(0, rng.integers(1, 256), size=shape, dtype=np.uint8)
+    img[: seed * 3] = 255  # a block of saturated ink, as on a dark rule
+    counts = np.cumsum(np.bincount(img.ravel(), minlength=256))
+    for q in (0.0, 0.1, 0.5, 0.9, 0.997, 1.0):
+        assert quantile_u8(img, q) == int(np.searchsorted(counts, q * img.size)), q

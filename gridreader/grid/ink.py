@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from gridreader.preprocess import quantile_u8
+
 
 @dataclass(frozen=True)
 class InkMaps:
@@ -61,24 +63,6 @@ def thin_ink(gray: np.ndarray, kernel: int = 15) -> tuple[np.ndarray, np.ndarray
         cv2.bitwise_or(faint, cv2.bitwise_and(lo, _at_most(_window_sum(lo, win), most)), dst=faint)
         cv2.bitwise_or(faint, strong_here, dst=faint)
     return strong, faint
-
-
-def quantile_u8(img: np.ndarray, q: float) -> int:
-    """The ``q`` quantile of a uint8 image, exactly (the smallest value that at
-    least ``q`` of the pixels do not exceed).
-
-    Eight thresholded counts beat a 256-bin histogram of a whole page several
-    times over.
-    """
-    target = q * img.size
-    lo, hi = 0, 255
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if img.size - cv2.countNonZero(_above(img, mid)) >= target:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
 
 
 def _above(img: np.ndarray, threshold: float) -> np.ndarray:
