@@ -83,7 +83,7 @@ class Classifier:
     input_size: tuple[int, int]
     card: dict[str, Any] = field(repr=False, compare=False)
     network: Any = field(repr=False, compare=False)
-    serving: Any = field(default=None, repr=False, compare=False)
+    serving: Any = field(repr=False, compare=False)
     """The same function as ``network``, folded for inference (see
     :func:`fold_for_inference`); ``network`` itself is what fine-tuning trains."""
 
@@ -94,11 +94,10 @@ class Classifier:
         """
         if len(batch) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        net = self.serving if self.serving is not None else self.network
         # A few hundred crops at a time keep the activations in cache.
         probs = np.concatenate(
             [
-                np.asarray(net.predict_on_batch(dequantise(batch[i : i + batch_size])))
+                np.asarray(self.serving.predict_on_batch(dequantise(batch[i : i + batch_size])))
                 for i in range(0, len(batch), batch_size)
             ]
         )
