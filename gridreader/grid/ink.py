@@ -22,6 +22,8 @@ class InkMaps:
         steps_h: uint8 mask of long horizontal colour steps (fills, zebra tints).
         steps_v: uint8 mask of long vertical colour steps.
         text_h: typical glyph height in px.
+        glyph_centres: ``(n, 2)`` float array, the ``(x, y)`` centres of the
+            glyph components of at least 4 px.
     """
 
     glyphs: np.ndarray
@@ -30,6 +32,7 @@ class InkMaps:
     steps_h: np.ndarray
     steps_v: np.ndarray
     text_h: float
+    glyph_centres: np.ndarray
 
 
 def thin_ink(gray: np.ndarray, kernel: int = 15) -> tuple[np.ndarray, np.ndarray]:
@@ -181,8 +184,15 @@ _FLAT_TOLERANCE = np.maximum(np.arange(256) // 3, 6).astype(np.uint8)
 def _channel_max(img: np.ndarray) -> np.ndarray:
     if img.ndim == 2:
         return img
-    c = cv2.split(img)
-    return cv2.max(cv2.max(c[0], c[1]), c[2]) if len(c) == 3 else c[0]
+    h, w, c = img.shape
+    if c == 1:
+        return img[:, :, 0]
+    # The channels lie side by side in each row: a 1 x c dilation anchored at
+    # its left end puts each pixel's maximum on its first channel. Four times
+    # faster than splitting the planes.
+    interleaved = np.ascontiguousarray(img).reshape(h, w * c)
+    widest = cv2.dilate(interleaved, np.ones((1, c), np.uint8), anchor=(0, 0))
+    return np.ascontiguousarray(widest[:, ::c])
 
 
 def thin_rules(faint: np.ndarray, run: int, horizontal: bool, text_h: float) -> np.ndarray:
@@ -239,11 +249,16 @@ def box_outlines(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
     return (frac > 0.85) & shaped
 
 
-def _keep_glyphs(mask: np.ndarray, text_h: float) -> np.ndarray:
-    """Only components shaped like characters: not specks, seams, rule stubs or boxes."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+def _keep_glyphs(mask: np.ndarray, text_h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Only components shaped like characters: not specks, seams, rule stubs or boxes.
+
+    Returns:
+        ``(mask, centres)``: the kept components, and the centres of those of at
+        least 4 px (the region search counts them; they come free here).
+    """
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
-        return mask
+        return mask, np.zeros((0, 2))
     w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
     area = stats[:, cv2.CC_STAT_AREA]
     long_side, short_side = np.maximum(w, h), np.minimum(w, h)
@@ -251,7 +266,7 @@ def _keep_glyphs(mask: np.ndarray, text_h: float) -> np.ndarray:
     keep = (h >= 0.3 * text_h) & (h <= 3 * text_h) & (w <= 6 * text_h) & (area >= 3) & ~seam
     keep &= ~box_outlines(labels, stats)
     keep[0] = False
-    return keep[labels].astype(np.uint8)
+    return keep[labels].astype(np.uint8), centroids[keep & (area >= 4)]
 
 
 def measure_ink(rgb: np.ndarray, gray: np.ndarray, text_h: float | None = None) -> InkMaps:
@@ -270,7 +285,7 @@ def measure_ink(rgb: np.ndarray, gray: np.ndarray, text_h: float | None = None) 
     # Lines of anti-aliased text and bold titles leave long runs of faint ink and
     # colour steps too; nothing inside or hugging a glyph-sized blob is a rule.
     edge_h, edge_v = straight_edges(edges, max(6, round(1.35 * text_h)))
-    glyphs = _keep_glyphs(glyph_edges(edges, edge_h | edge_v), text_h)
+    glyphs, centres = _keep_glyphs(glyph_edges(edges, edge_h | edge_v), text_h)
     reach = max(5, round(0.3 * text_h) | 1)
     near_glyph = cv2.dilate(glyphs, np.ones((reach, reach), np.uint8))
     # Rules lose only the glyph pixels themselves: handwritten digits cross
@@ -285,4 +300,4 @@ def measure_ink(rgb: np.ndarray, gray: np.ndarray, text_h: float | None = None) 
     step_run = max(8, round(1.4 * text_h))
     steps_h = long_runs(without(colour_steps(rgb, True), near_glyph), step_run, horizontal=True)
     steps_v = long_runs(without(colour_steps(rgb, False), near_glyph), step_run, horizontal=False)
-    return InkMaps(glyphs, rules_h, rules_v, steps_h, steps_v, text_h)
+    return InkMaps(glyphs, rules_h, rules_v, steps_h, steps_v, text_h, centres)

@@ -26,7 +26,7 @@ def locate_structure(maps: InkMaps) -> Region | None:
     grown = cv2.dilate(structure, cv2.getStructuringElement(cv2.MORPH_RECT, (reach, reach)))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     best: tuple[float, Region] | None = None
-    glyph_pts = _glyph_centres(maps.glyphs)
+    glyph_pts = maps.glyph_centres
     for i in range(1, n):
         x, y, w, h = stats[i, :4]
         if w < 3 * maps.text_h or h < 1.5 * maps.text_h:
@@ -42,14 +42,6 @@ def locate_structure(maps: InkMaps) -> Region | None:
         if inside >= 2 and (best is None or score > best[0]):
             best = (score, box)
     return best[1] if best else None
-
-
-def _glyph_centres(glyphs: np.ndarray) -> np.ndarray:
-    n, _, stats, cents = cv2.connectedComponentsWithStats(glyphs, connectivity=8)
-    if n <= 1:
-        return np.zeros((0, 2))
-    keep = stats[1:, cv2.CC_STAT_AREA] >= 4
-    return cents[1:][keep]
 
 
 def _count_inside(pts: np.ndarray, box: Region) -> int:
