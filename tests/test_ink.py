@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from gridreader.grid.ink import _channel_max, colour_steps, measure_ink
+from gridreader.grid.ink import _channel_max, box_outlines, colour_steps, measure_ink
 from gridreader.preprocess import to_gray
 from gridreader.synth.tables import render_table
 
@@ -43,3 +43,23 @@ def test_glyph_centres_are_those_of_the_glyph_mask() -> None:
 
 def _sorted_rows(a: np.ndarray) -> np.ndarray:
     return a[np.lexsort(a.T[::-1])]
+
+
+def test_box_outlines_match_their_definition() -> None:
+    # A hollow box, a thick ring, a filled square, a narrow bar and noise.
+    mask = np.zeros((60, 120), np.uint8)
+    cv2.rectangle(mask, (2, 2), (30, 20), 1, 1)
+    cv2.rectangle(mask, (40, 2), (70, 30), 1, 5)
+    mask[40:55, 5:25] = 1
+    mask[35:58, 80:83] = 1
+    rng = np.random.default_rng(5)
+    mask[40:60, 90:120] = rng.random((20, 30)) < 0.5
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    got = box_outlines(labels, stats)
+    for i in range(1, stats.shape[0]):
+        x, y, w, h, area = stats[i]
+        ys, xs = np.nonzero(labels == i)
+        on_border = (xs <= x + 1) | (xs >= x + w - 2) | (ys <= y + 1) | (ys >= y + h - 2)
+        expected = w >= 0.6 * h and h >= 6 and on_border.sum() / area > 0.85
+        assert got[i] == expected, i
+    assert got[labels[2, 2]] and not got[labels[45, 10]] and not got[labels[40, 81]]

@@ -232,20 +232,17 @@ def box_outlines(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
     w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
     shaped = (w >= 0.6 * h) & (h >= 6)
     shaped[0] = False
-    out = np.zeros(stats.shape[0], bool)
     if not shaped.any():
-        return out
-    # Only box-shaped components can be outlines: look at their pixels alone.
-    ys, xs = np.nonzero(shaped[labels])
-    lab = labels[ys, xs]
-    left, top = stats[lab, cv2.CC_STAT_LEFT], stats[lab, cv2.CC_STAT_TOP]
-    right = left + stats[lab, cv2.CC_STAT_WIDTH] - 1
-    bottom = top + stats[lab, cv2.CC_STAT_HEIGHT] - 1
-    on_border = (xs <= left + 1) | (xs >= right - 1) | (ys <= top + 1) | (ys >= bottom - 1)
-    n = stats.shape[0]
-    frac = np.bincount(lab, weights=on_border, minlength=n) / np.maximum(
-        np.bincount(lab, minlength=n), 1
-    )
+        return shaped
+    # A pixel off the 2 px border band lies inside the box shrunk by 2 px each
+    # side; counting a component there, box by box, beats gathering every
+    # pixel of the page (several times faster on pages of small digits).
+    area = stats[:, cv2.CC_STAT_AREA]
+    inside = np.zeros(stats.shape[0], np.int64)
+    for i in np.flatnonzero(shaped):
+        x, y, bw, bh = stats[i, :4]
+        inside[i] = np.count_nonzero(labels[y + 2 : y + bh - 2, x + 2 : x + bw - 2] == i)
+    frac = (area - inside) / np.maximum(area, 1)
     return (frac > 0.85) & shaped
 
 
