@@ -7,6 +7,7 @@ in service.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import cv2
@@ -78,7 +79,7 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
     if n <= 1:
         return canvas
     strong = np.zeros(n, bool)
-    strong[np.unique(labels[ink > 0.55])] = True
+    strong[labels[ink > 0.55]] = True
     areas = stats[1:, cv2.CC_STAT_AREA]
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     widths = stats[1:, cv2.CC_STAT_WIDTH]
@@ -212,16 +213,18 @@ def _edge_rules(fill: np.ndarray, n: int) -> list[np.ndarray]:
     band = max(1, round(n * 0.25))
     thick = max(3, round(n * 0.15))
     out = []
+    full = fill >= 0.85
     for lo, hi in ((0, band), (n - band, n)):
-        hit = np.flatnonzero(fill[lo:hi] >= 0.85) + lo
+        hit = np.flatnonzero(full[lo:hi]) + lo
         if hit.size == 0:
             continue
         # Consecutive runs of full rows; a thick run is a glyph, not a rule.
         # The fill was measured on the mask grown by a row each way (drift), so
         # a run is two rows longer than the ink that made it.
-        for run in np.split(hit, np.flatnonzero(np.diff(hit) > 1) + 1):
-            if len(run) - 2 <= thick:
-                out.append(np.arange(max(0, run[0] - 1), min(n, run[-1] + 2)))
+        ends = [0, *(np.flatnonzero(np.diff(hit) > 1) + 1).tolist(), hit.size]
+        for a, b in itertools.pairwise(ends):
+            if b - a - 2 <= thick:
+                out.append(np.arange(max(0, hit[a] - 1), min(n, hit[b - 1] + 2)))
     return out
 
 
