@@ -20,6 +20,8 @@ _MIN_CONTRAST = 28.0
 _PAD = 2
 _SMALL = 28
 _JOIN = np.ones((3, 3), np.uint8)
+# Up to this many pixels a 256-bin histogram is the quickest quantile.
+_HISTOGRAM_MAX_PX = 65_536
 
 
 def to_gray(img: np.ndarray) -> np.ndarray:
@@ -169,9 +171,6 @@ def quantile_u8(img: np.ndarray, q: float) -> int:
         else:
             lo = mid + 1
     return lo
-
-
-_HISTOGRAM_MAX_PX = 65_536
 
 
 def _rule_fragments(stats: np.ndarray, h: int, w: int) -> np.ndarray:
