@@ -21,7 +21,14 @@ from typing import Any
 from gridreader.errors import OutputError, UsageError
 from gridreader.imageio import encode_png, is_image_path, remove_file, write_atomic
 from gridreader.model import MODEL_FILE, Classifier
-from gridreader.pipeline import Analysed, Failed, classify, iter_analysed, table_csv
+from gridreader.pipeline import (
+    Analysed,
+    Failed,
+    WorkerPool,
+    classify,
+    iter_analysed,
+    table_csv,
+)
 from gridreader.types import TableRead
 
 REPORT = "report.jsonl"
@@ -105,16 +112,19 @@ def run_batch(
     force: bool = False,
     review_below: float = 0.9,
     workers: int = 1,
-    batch_cells: int = 2048,
+    pool: WorkerPool | None = None,
+    batch_cells: int = 512,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> BatchSummary:
     """Read every image in ``input_dir`` into ``out_dir``.
 
-    Images are streamed: a few are analysed ahead (in ``workers`` processes),
-    their cells are batched together for the network, and each image's outputs
-    are written as soon as it is read. Memory does not grow with the number of
-    images.
+    Images are streamed: a few are analysed ahead (in ``pool``, or else in
+    ``workers`` processes started here), their cells are batched together for
+    the network (``batch_cells`` at a time: enough to keep it efficient, few
+    enough that the last images do not wait long), and each image's outputs
+    are written as soon as it is read. Memory does not grow with the number
+    of images.
 
     Raises:
         UsageError: missing input folder.
@@ -140,7 +150,7 @@ def run_batch(
         # disable=None: a bar on a terminal, silence in logs and tests.
         bar = tqdm(total=len(todo), unit="img", disable=None if progress is None else not progress)
         for item, table in _stream(
-            iter_analysed(todo, classifier.input_size, workers), classifier, batch_cells
+            iter_analysed(todo, classifier.input_size, workers, pool), classifier, batch_cells
         ):
             stem = stems[item.path]
             if isinstance(item, Failed):

@@ -26,6 +26,8 @@ MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
 DEFAULT_POINTER = "DEFAULT"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+PREDICT_BATCH = 256
+"""Crops per network call: a few hundred keep the activations in cache."""
 
 
 def _keras() -> Any:
@@ -87,14 +89,15 @@ class Classifier:
     """The same function as ``network``, folded for inference (see
     :func:`fold_for_inference`); ``network`` itself is what fine-tuning trains."""
 
-    def predict(self, batch: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    def predict(
+        self, batch: np.ndarray, batch_size: int = PREDICT_BATCH
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Class indices and confidences for prepared crops ``(N, H, W, 1)``.
 
         ``batch`` may be float32 in ``[0, 1]`` or uint8 (``0..255``).
         """
         if len(batch) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        # A few hundred crops at a time keep the activations in cache.
         probs = np.concatenate(
             [
                 np.asarray(self.serving.predict_on_batch(dequantise(batch[i : i + batch_size])))
@@ -185,9 +188,17 @@ def load_classifier(model: str | os.PathLike[str] | None = None) -> Classifier:
             f"{model_dir}: network ({in_shape}, {out_shape} classes) does not match its card "
             f"({size}, {len(classes)} classes)"
         )
-    return Classifier(
-        model_dir.name, model_dir, classes, size, card, network, fold_for_inference(network)
-    )
+    serving = fold_for_inference(network)
+    _warm_up(serving, size)
+    return Classifier(model_dir.name, model_dir, classes, size, card, network, serving)
+
+
+def _warm_up(serving: Any, size: tuple[int, int]) -> None:
+    # Keras traces the graph on the first batch, again on the first batch of
+    # another size, and oneDNN sets up each batch size's kernels once; doing
+    # it at load keeps that start-up cost out of the first images read.
+    for n in (1, 2, PREDICT_BATCH):
+        serving.predict_on_batch(np.zeros((n, *size, 1), np.float32))
 
 
 def fold_for_inference(network: Any) -> Any:

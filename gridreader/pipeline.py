@@ -7,8 +7,11 @@ network over crops batched across many images.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,42 +105,94 @@ def default_workers() -> int:
     return max(1, min(8, cores))
 
 
+@dataclass(frozen=True)
+class WorkerPool:
+    """Processes that analyse images, started ahead of the work."""
+
+    executor: ProcessPoolExecutor = field(repr=False)
+    workers: int
+
+
+@contextlib.contextmanager
+def start_workers(workers: int) -> Iterator[WorkerPool | None]:
+    """Start ``workers`` analysing processes now (``None`` for one: it runs inline).
+
+    Each process imports numpy and OpenCV as it starts, a few tenths of a
+    second; a caller that starts them before loading the model overlaps the
+    two. The processes are stopped on leaving the block.
+    """
+    if workers <= 1:
+        yield None
+        return
+    with _worker_pool(workers) as pool:
+        yield pool
+
+
+@contextlib.contextmanager
+def _worker_pool(workers: int) -> Iterator[WorkerPool]:
+    import multiprocessing
+
+    # forkserver: a forked copy of a process that already runs OpenCV's (or
+    # TensorFlow's) thread pools can deadlock; fresh workers cannot.
+    ctx = multiprocessing.get_context("forkserver")
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_quiet_worker)
+    try:
+        # The executor spawns a process per task it cannot hand to an idle
+        # one: as many no-op tasks as workers start them all now.
+        for _ in range(workers):
+            executor.submit(int)
+        yield WorkerPool(executor, workers)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
 def iter_analysed(
-    paths: Iterable[Path], input_size: tuple[int, int], workers: int = 1
+    paths: Iterable[Path],
+    input_size: tuple[int, int],
+    workers: int = 1,
+    pool: WorkerPool | None = None,
 ) -> Iterator[Analysed | Failed]:
-    """Analyse images in order, in ``workers`` processes when more than one.
+    """Analyse images in order: in ``pool``'s processes if given, else in
+    ``workers`` processes started here (inline for one).
 
     Results come back in input order; at most a few images per worker are in
     flight, so memory does not grow with the number of images.
     """
     paths = list(paths)
-    if workers <= 1 or len(paths) <= 1:
+    if pool is not None and len(paths) > 1:
+        yield from _iter_in_pool(paths, input_size, pool)
+    elif workers <= 1 or len(paths) <= 1:
         for p in paths:
             yield analyse_safely(p, input_size)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    else:
+        with _worker_pool(workers) as own:
+            yield from _iter_in_pool(paths, input_size, own)
 
-    # Workers keep going while the main process runs the network and writes
-    # (a batch of ~2,000 cells takes it about half a second): with only a couple
-    # of images queued per worker they would sit idle meanwhile. An analysed
-    # image is a few MB at most, so the queue stays small.
-    ahead = _AHEAD_PER_WORKER * workers
-    # forkserver: a forked copy of a process that already runs OpenCV's (or
-    # TensorFlow's) thread pools can deadlock; fresh workers cannot.
-    ctx = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_quiet_worker
-    ) as pool:
-        futures = [pool.submit(analyse_safely, p, input_size) for p in paths[:ahead]]
-        nxt = ahead
-        for i in range(len(paths)):
-            result = futures[i].result()
-            futures[i] = None  # type: ignore[call-overload]
+
+def _iter_in_pool(
+    paths: list[Path], input_size: tuple[int, int], pool: WorkerPool
+) -> Iterator[Analysed | Failed]:
+    # Workers keep going while the main process runs the network and writes:
+    # with only a couple of images queued per worker they would sit idle
+    # meanwhile. An analysed image is a few MB at most, so the queue stays small.
+    ahead = _AHEAD_PER_WORKER * pool.workers
+    submit = pool.executor.submit
+    futures: deque[Future[Analysed | Failed]] = deque(
+        submit(analyse_safely, p, input_size) for p in paths[:ahead]
+    )
+    nxt = len(futures)
+    try:
+        while futures:
+            result = futures.popleft().result()
             if nxt < len(paths):
-                futures.append(pool.submit(analyse_safely, paths[nxt], input_size))
+                futures.append(submit(analyse_safely, paths[nxt], input_size))
                 nxt += 1
             yield result
+    finally:
+        # Stopped early (an error downstream): drop the images not started yet,
+        # so a shared pool is free for the next caller.
+        for f in futures:
+            f.cancel()
 
 
 def _quiet_worker() -> None:

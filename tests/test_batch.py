@@ -387,6 +387,53 @@ def test_two_workers_give_identical_outputs(
     ]
 
 
+# Runs in a child process: a pool left busy or broken must fail the test, not hang it.
+_SHARED_POOL = """
+import sys
+from pathlib import Path
+from gridreader.batch import run_batch
+from gridreader.model import load_classifier
+from gridreader.pipeline import iter_analysed, start_workers
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+images = sorted(p for p in src.iterdir() if p.suffix == ".png")
+with start_workers(2) as pool:
+    clf = load_classifier(None)
+    # A reader that stops after one image leaves the pool free for the next job.
+    first = next(iter(iter_analysed(images, clf.input_size, pool=pool)))
+    print("first", first.path.name, flush=True)
+    for name in ("a", "b"):
+        s = run_batch(src, out / name, clf, pool=pool, progress=False)
+        print(name, s.ok, s.failed, flush=True)
+"""
+
+
+def test_one_worker_pool_serves_several_jobs(
+    first_run: Run, tmp_path: Path, clear_tables: tuple[Path, list[ClearTable]]
+) -> None:
+    _, tables = clear_tables
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SHARED_POOL, str(first_run.input_dir), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"a job on a shared worker pool hung (120 s): {out!r}")
+    assert proc.returncode == 0, err[-2000:]
+    n = len(tables)
+    first = sorted(t.path.name for t in tables)[0]
+    assert out.split() == ["first", first, "a", str(n), "0", "b", str(n), "0"], err[-2000:]
+    for t in tables:
+        want = (first_run.out_dir / f"{t.stem}.csv").read_bytes()
+        assert (tmp_path / "a" / f"{t.stem}.csv").read_bytes() == want, t.stem
+        assert (tmp_path / "b" / f"{t.stem}.csv").read_bytes() == want, t.stem
+
+
 # Runs in a child process, so its peak RSS is this batch's alone.
 _PEAK = """
 import resource, sys
@@ -404,8 +451,8 @@ def test_peak_memory_does_not_grow_with_the_number_of_images(
 ) -> None:
     image = clear_tables[1][0].path
     peaks = {}
-    # 42 cells each: 60 images already fill the network's largest batches (2,048
-    # cells, run 512 at a time), so any growth beyond that is a leak.
+    # 42 cells each: 60 images already fill many of the network's batches (512
+    # cells), so any growth beyond that is a leak.
     for n in (60, 180):
         src = tmp_path / f"in{n}"
         src.mkdir()

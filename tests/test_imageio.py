@@ -183,6 +183,42 @@ def test_16bit_rgb_png(tmp_path: Path) -> None:
     assert (out[:, W // 2 :] == 255).all()
 
 
+def _pillow_pixels(data: bytes) -> np.ndarray:
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return imageio._to_rgb(im)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"format": "PNG"},
+        {"format": "JPEG", "quality": 95, "subsampling": 0},
+        {"format": "JPEG", "quality": 60, "subsampling": 2},
+        {"format": "JPEG", "quality": 75, "progressive": True},
+    ],
+    ids=["png", "jpeg-444", "jpeg-420", "jpeg-progressive"],
+)
+def test_opencv_fast_path_gives_pillows_pixels(mode: str, kw: dict[str, object]) -> None:
+    rng = np.random.default_rng(3)
+    noisy = np.clip(picture().astype(int) + rng.integers(-40, 40, (H, W, 3)), 0, 255)
+    buf = io.BytesIO()
+    Image.fromarray(noisy.astype(np.uint8)).convert(mode).save(buf, **kw)  # type: ignore[arg-type]
+    data = buf.getvalue()
+    fast = imageio._decode_plain(Image.open(io.BytesIO(data)), data)
+    assert fast is not None, "plain PNG/JPEG should take the OpenCV path"
+    assert np.array_equal(fast, _pillow_pixels(data))
+    assert np.array_equal(load_image(data), fast)
+
+
+def test_other_modes_are_left_to_pillow() -> None:
+    buf = io.BytesIO()
+    Image.fromarray(picture()).convert("RGBA").save(buf, format="PNG")
+    data = buf.getvalue()
+    assert imageio._decode_plain(Image.open(io.BytesIO(data)), data) is None
+
+
 # --- bad inputs ------------------------------------------------------------------------
 
 
@@ -198,6 +234,30 @@ def test_truncated_png(tmp_path: Path) -> None:
     Image.fromarray(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(buf, format="PNG")
     p = tmp_path / "cut.png"
     p.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    assert_refused(p)
+
+
+def test_truncated_jpeg(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    Image.fromarray(img).save(buf, format="JPEG", quality=90)
+    p = tmp_path / "cut.jpg"
+    p.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    assert_refused(p)
+
+
+def test_png_with_damaged_pixel_data_but_intact_end(tmp_path: Path) -> None:
+    ihdr = struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)[:-6] + b"garbage!"
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+    p = tmp_path / "damaged.png"
+    p.write_bytes(data)
     assert_refused(p)
 
 

@@ -39,6 +39,7 @@ EVAL_KEYS = {
     "workers",
     "machine",
     "mistakes",
+    "startup_seconds",
 }
 
 
@@ -137,6 +138,8 @@ def test_eval_json_fields(
     assert r["cells_per_second"] > 0 and r["ms_per_image"] > 0 and r["seconds"] > 0
     assert r["cells_per_second"] == pytest.approx(n_cells / r["seconds"], rel=0.05)
     assert r["ms_per_image"] == pytest.approx(1000 * r["seconds"] / len(tables), rel=0.05)
+    # Loading the model (and starting workers) is reported apart from the timed run.
+    assert r["startup_seconds"] > 0
     # The default is one analysing process per available core.
     assert r["workers"] == default_workers() == max(1, min(8, len(os.sched_getaffinity(0))))
 

@@ -30,18 +30,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gridreader.batch import list_images, run_batch
     from gridreader.model import load_classifier
+    from gridreader.pipeline import start_workers
 
     list_images(args.input_dir)  # a missing folder is a usage error, before the model loads
-    classifier = load_classifier(args.model)
-    s = run_batch(
-        args.input_dir,
-        args.out,
-        classifier,
-        force=args.force,
-        review_below=args.review_below,
-        workers=args.workers,
-        log=lambda m: print(f"gridreader batch: error: {m}", file=sys.stderr),
-    )
+    # The workers start up while the model loads.
+    with start_workers(args.workers) as pool:
+        classifier = load_classifier(args.model)
+        s = run_batch(
+            args.input_dir,
+            args.out,
+            classifier,
+            force=args.force,
+            review_below=args.review_below,
+            workers=args.workers,
+            pool=pool,
+            log=lambda m: print(f"gridreader batch: error: {m}", file=sys.stderr),
+        )
     print(
         f"{s.images} images: {s.ok} read, {s.failed} failed, {s.skipped} up to date; "
         f"{s.cells} cells, {s.review} to review; {s.seconds:.1f} s",
