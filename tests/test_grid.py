@@ -303,7 +303,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "tiny-zebra": "6 px digits in 8 px zebra rows: rows merge",
     "tiny-borderless": "6 px digits in 8 px rows, no rules: table not found",
     "tiny-dark": "6 px digits, dark theme: no table found",
-    "tiny-drawn-8px-dark": "8 px font in 18x11 dark ruled cells: columns merge",
     "page-borderless": "borderless table on a page: title and paragraph taken as rows",
     "sweep-borderless-s23": "narrow columns, whitespace only: two columns merge",
     "sweep-scan-s28": "handwritten scan: one column too many",

@@ -176,6 +176,9 @@ def colour_steps(rgb: np.ndarray, horizontal: bool, threshold: int = 10) -> np.n
     return out
 
 
+_WOBBLE_ACROSS_ROWS = np.ones((3, 1), np.uint8)
+_WOBBLE_ACROSS_COLS = np.ones((1, 3), np.uint8)
+
 # How far a pixel may differ from its neighbour and still count as flat, by the
 # size of the step beside it.
 _FLAT_TOLERANCE = np.maximum(np.arange(256) // 3, 6).astype(np.uint8)
@@ -220,6 +223,13 @@ def text_height(mask: np.ndarray) -> float:
     # runs (longer than any glyph stroke could be here) before measuring glyphs.
     probe = max(15, min(mask.shape) // 8)
     lines = long_runs(mask, probe, horizontal=True) | long_runs(mask, probe, horizontal=False)
+    # A rule a degree or two off the axis (perspective left after deskewing)
+    # steps sideways every few dozen pixels, and its pieces between steps,
+    # about a cell high, would pass for glyphs: with rows borrowing from their
+    # neighbours (as in thin_rules) it is one long run again. Twice the length
+    # keeps the strokes of big handwriting, which wobble too, out of it.
+    lines |= long_runs(cv2.dilate(mask, _WOBBLE_ACROSS_ROWS), 2 * probe, horizontal=True)
+    lines |= long_runs(cv2.dilate(mask, _WOBBLE_ACROSS_COLS), 2 * probe, horizontal=False)
     return estimate_text_height(without(mask, cv2.dilate(lines, np.ones((3, 3), np.uint8))))
 
 
