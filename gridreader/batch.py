@@ -280,11 +280,11 @@ def _write_review(
         k = c.row * table.cols + c.col
         # The stored crop is exactly what the classifier saw; the row strip
         # gives the labeller its context.
-        crop_png = encode_png(item.crops[k])
+        crop_png = encode_png(item.crop(k))
         crop_name = f"{stem}.r{c.row:03d}c{c.col:03d}.png"
         strip_name = f"{stem}.r{c.row:03d}.row.png"
         if c.row not in strips_written:
-            write_atomic(review_dir / strip_name, encode_png(item.row_strips[c.row]))
+            write_atomic(review_dir / strip_name, encode_png(item.row_strip(c.row)))
             strips_written.add(c.row)
         write_atomic(review_dir / crop_name, crop_png)
         guess = classifier.classes[_class_index(classifier, c.value)]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from gridreader.errors import GridReaderError, NoTableError
-from gridreader.grid import cell_boxes, cut_cells, find_grid, rectify_image
+from gridreader.grid import cell_boxes, cell_cuts, cut_cell, find_grid, rectify_image
 from gridreader.imageio import load_image
 from gridreader.model import Classifier
 from gridreader.preprocess import prepare_batch, quantise
@@ -34,16 +34,30 @@ class Analysed:
         grid: the table found.
         boxes: each cell's box in image pixels, row-major.
         inputs: prepared crops ``(cells, h, w, 1)``, quantised to uint8.
-        crops: raw RGB cell crops (for the review queue), row-major.
-        row_strips: each row of the table as an RGB strip, for context.
+        table: the rectified image over the table's cells, RGB: the crops are
+            cut from it on demand (for the review queue), so an image travels
+            between processes once, not once per crop and again per row.
+        row_cuts: row edges as pixel indices into ``table``.
+        col_cuts: column edges as pixel indices into ``table``.
     """
 
     path: Path
     grid: Grid
     boxes: tuple[Box, ...]
     inputs: np.ndarray = field(repr=False)
-    crops: tuple[np.ndarray, ...] = field(repr=False)
-    row_strips: tuple[np.ndarray, ...] = field(repr=False)
+    table: np.ndarray = field(repr=False)
+    row_cuts: tuple[int, ...] = field(repr=False)
+    col_cuts: tuple[int, ...] = field(repr=False)
+
+    def crop(self, k: int) -> np.ndarray:
+        """Cell ``k`` (row-major) exactly as it was cut for the classifier."""
+        r, c = divmod(k, self.grid.cols)
+        return cut_cell(self.table, self.row_cuts, self.col_cuts, r, c)
+
+    def row_strip(self, r: int) -> np.ndarray:
+        """Row ``r`` of the table, for context."""
+        ys = self.row_cuts
+        return self.table[ys[r] : max(ys[r] + 1, ys[r + 1])]
 
 
 @dataclass(frozen=True)
@@ -67,18 +81,21 @@ def analyse_image(path: Path, input_size: tuple[int, int]) -> Analysed:
     except NoTableError as e:
         raise NoTableError(f"{path}: {e}") from e
     rect = rectify_image(image, grid)
-    crops = cut_cells(rect, grid)
+    ys, xs = cell_cuts(rect.shape, grid)
+    crops = [cut_cell(rect, ys, xs, r, c) for r in range(grid.rows) for c in range(grid.cols)]
     boxes = tuple(b.box for b in cell_boxes(grid))
-    h = rect.shape[0]
-    strips = []
-    for r in range(grid.rows):
-        y0 = max(0, round(grid.row_edges[r]))
-        y1 = min(h, max(y0 + 1, round(grid.row_edges[r + 1])))
-        x0 = max(0, round(grid.col_edges[0]))
-        x1 = max(x0 + 1, round(grid.col_edges[-1]))
-        strips.append(rect[y0:y1, x0:x1])
+    # The table's pixels, a pixel past the last edges (a cell is at least one
+    # pixel each way), copied so the rest of the page can be freed.
+    y0, x0 = ys[0], xs[0]
+    table = np.ascontiguousarray(rect[y0 : ys[-1] + 1, x0 : xs[-1] + 1])
     return Analysed(
-        path, grid, boxes, quantise(prepare_batch(crops, input_size)), tuple(crops), tuple(strips)
+        path,
+        grid,
+        boxes,
+        quantise(prepare_batch(crops, input_size)),
+        table,
+        tuple(y - y0 for y in ys),
+        tuple(x - x0 for x in xs),
     )
 
 

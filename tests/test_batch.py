@@ -471,3 +471,27 @@ def test_peak_memory_does_not_grow_with_the_number_of_images(
     # Three times the images: the main process and each worker stay within 40 MB.
     assert peaks[180][0] - peaks[60][0] < 40_000, peaks
     assert peaks[180][1] - peaks[60][1] < 40_000, peaks
+
+
+def test_analysed_crops_are_the_cells_the_classifier_saw(
+    clear_tables: tuple[Path, list[ClearTable]],
+) -> None:
+    from gridreader.grid import cut_cells, find_grid, rectify_image
+    from gridreader.imageio import load_image
+    from gridreader.pipeline import analyse_image
+    from gridreader.preprocess import prepare_batch, quantise
+
+    path = clear_tables[1][0].path
+    a = analyse_image(path, (32, 48))
+    image = load_image(path)
+    grid = find_grid(image)
+    crops = cut_cells(rectify_image(image, grid), grid)
+    assert len(crops) == grid.rows * grid.cols == len(a.inputs)
+    for k, crop in enumerate(crops):
+        assert np.array_equal(a.crop(k), crop), k
+    assert np.array_equal(a.inputs, quantise(prepare_batch(crops, (32, 48))))
+    for r in range(grid.rows):
+        strip = a.row_strip(r)
+        row = [a.crop(r * grid.cols + c) for c in range(grid.cols)]
+        assert strip.shape[0] == row[0].shape[0]
+        assert strip.shape[1] >= sum(c.shape[1] for c in row)

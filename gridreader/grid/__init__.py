@@ -8,6 +8,7 @@ The stages are small pure functions:
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -29,9 +30,9 @@ from gridreader.grid.separators import (
     trim_outer,
 )
 from gridreader.preprocess import to_gray
-from gridreader.types import Box, CellBox, Grid
+from gridreader.types import CellBox, Grid
 
-__all__ = ["cell_boxes", "cut_cells", "find_grid", "rectify_image"]
+__all__ = ["cell_boxes", "cell_cuts", "cut_cell", "cut_cells", "find_grid", "rectify_image"]
 
 _MAX_WORK_SIDE = 2400
 _PROBE_SIDE = 1000
@@ -443,25 +444,19 @@ def _closed_beyond(
 
 
 def cell_boxes(grid: Grid) -> list[CellBox]:
-    """Every cell's box in input-image pixels, row-major."""
-    out = []
-    for r in range(grid.rows):
-        for c in range(grid.cols):
-            out.append(CellBox(r, c, _image_box(grid, r, c)))
-    return out
-
-
-def _image_box(grid: Grid, r: int, c: int) -> Box:
-    x0, x1 = grid.col_edges[c], grid.col_edges[c + 1]
-    y0, y1 = grid.row_edges[r], grid.row_edges[r + 1]
-    pts = np.array([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]], np.float64)
-    img = cv2.perspectiveTransform(pts, grid.to_image)[0]
-    return (
-        int(np.floor(img[:, 0].min())),
-        int(np.floor(img[:, 1].min())),
-        int(np.ceil(img[:, 0].max())),
-        int(np.ceil(img[:, 1].max())),
-    )
+    """Every cell's box in input-image pixels, row-major: the bounding box of
+    its four corners mapped back into the image."""
+    xs, ys = np.asarray(grid.col_edges, np.float64), np.asarray(grid.row_edges, np.float64)
+    x0, y0 = np.meshgrid(xs[:-1], ys[:-1])
+    x1, y1 = np.meshgrid(xs[1:], ys[1:])
+    corners = np.stack([x0, y0, x1, y0, x1, y1, x0, y1], axis=-1).reshape(1, -1, 2)
+    img = cv2.perspectiveTransform(corners, grid.to_image).reshape(-1, 4, 2)
+    lo = np.floor(img.min(axis=1)).astype(int)
+    hi = np.ceil(img.max(axis=1)).astype(int)
+    return [
+        CellBox(k // grid.cols, k % grid.cols, (int(a), int(b), int(c), int(d)))
+        for k, (a, b, c, d) in enumerate(np.hstack([lo, hi]).tolist())
+    ]
 
 
 def rectify_image(image: np.ndarray, grid: Grid) -> np.ndarray:
@@ -473,11 +468,20 @@ def rectify_image(image: np.ndarray, grid: Grid) -> np.ndarray:
 
 def cut_cells(rectified: np.ndarray, grid: Grid) -> list[np.ndarray]:
     """Crops of every cell from the rectified image, row-major."""
-    h, w = rectified.shape[:2]
+    ys, xs = cell_cuts(rectified.shape[:2], grid)
+    return [cut_cell(rectified, ys, xs, r, c) for r in range(grid.rows) for c in range(grid.cols)]
+
+
+def cell_cuts(shape: tuple[int, ...], grid: Grid) -> tuple[list[int], list[int]]:
+    """The grid's row and column edges as pixel indices into a rectified image
+    of ``shape``."""
+    h, w = shape[:2]
     ys = [min(h, max(0, round(v))) for v in grid.row_edges]
     xs = [min(w, max(0, round(v))) for v in grid.col_edges]
-    return [
-        rectified[ys[r] : max(ys[r] + 1, ys[r + 1]), xs[c] : max(xs[c] + 1, xs[c + 1])]
-        for r in range(grid.rows)
-        for c in range(grid.cols)
-    ]
+    return ys, xs
+
+
+def cut_cell(image: np.ndarray, ys: Sequence[int], xs: Sequence[int], r: int, c: int) -> np.ndarray:
+    """Cell ``(r, c)`` of ``image`` between the pixel edges ``ys`` and ``xs``
+    (a pixel at least each way)."""
+    return image[ys[r] : max(ys[r] + 1, ys[r + 1]), xs[c] : max(xs[c] + 1, xs[c + 1])]
