@@ -301,7 +301,6 @@ CASES: list[Case] = [
 KNOWN_FAILURES: dict[str, str] = {
     "tiny-ruled": "15x8 px ruled cells: inner rule segments between crossings taken for glyphs",
     "tiny-zebra": "6 px digits in 8 px zebra rows: rows merge",
-    "tiny-borderless": "6 px digits in 8 px rows, no rules: table not found",
     "tiny-dark": "6 px digits, dark theme: no table found",
     "page-borderless": "borderless table on a page: title and paragraph taken as rows",
     "sweep-borderless-s23": "narrow columns, whitespace only: two columns merge",

@@ -176,6 +176,7 @@ def colour_steps(rgb: np.ndarray, horizontal: bool, threshold: int = 10) -> np.n
     return out
 
 
+_BLOCK = np.ones((2, 2), np.uint8)
 _WOBBLE_ACROSS_ROWS = np.ones((3, 1), np.uint8)
 _WOBBLE_ACROSS_COLS = np.ones((1, 3), np.uint8)
 
@@ -224,12 +225,17 @@ def text_height(mask: np.ndarray) -> float:
     probe = max(15, min(mask.shape) // 8)
     lines = long_runs(mask, probe, horizontal=True) | long_runs(mask, probe, horizontal=False)
     # A rule a degree or two off the axis (perspective left after deskewing)
-    # steps sideways every few dozen pixels, and its pieces between steps,
-    # about a cell high, would pass for glyphs: with rows borrowing from their
-    # neighbours (as in thin_rules) it is one long run again. Twice the length
-    # keeps the strokes of big handwriting, which wobble too, out of it.
-    lines |= long_runs(cv2.dilate(mask, _WOBBLE_ACROSS_ROWS), 2 * probe, horizontal=True)
-    lines |= long_runs(cv2.dilate(mask, _WOBBLE_ACROSS_COLS), 2 * probe, horizontal=False)
+    # steps sideways every few dozen pixels, and its straight pieces, about a
+    # cell high, would pass for glyphs. On a half-size copy, where a pixel
+    # holds any ink of its 2x2 block, a one-pixel step mostly vanishes and the
+    # rule is one long run again: twice the length at full size, which keeps
+    # the strokes of big handwriting out of it, on a quarter of the pixels.
+    h, w = mask.shape
+    if h >= 4 and w >= 4:
+        half = cv2.dilate(mask, _BLOCK, anchor=(0, 0))[: h - h % 2 : 2, : w - w % 2 : 2]
+        wobbly = long_runs(half, probe, horizontal=True)
+        wobbly |= long_runs(half, probe, horizontal=False)
+        lines[: h - h % 2, : w - w % 2] |= np.repeat(np.repeat(wobbly, 2, axis=0), 2, axis=1)
     return estimate_text_height(without(mask, cv2.dilate(lines, np.ones((3, 3), np.uint8))))
 
 
