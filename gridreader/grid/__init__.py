@@ -56,23 +56,27 @@ def find_grid(image: np.ndarray) -> Grid:
     probe = min(1.0, _PROBE_SIDE / max(h, w))
     small = _resize(image, probe)
     small_gray = to_gray(small)
-    text_h = text_height(edge_map(small_gray)) / probe
+    small_edges = edge_map(small_gray)
+    text_h = text_height(small_edges) / probe
     factor = _zoom_for(text_h, (h, w))
     # The angle does not depend on scale: measure it once, on the probe (shrunk
     # further for big handwriting, whose strokes would pass for rules).
     angle = estimate_skew(_resize(small_gray, factor / probe) if factor < probe else small_gray)
     if angle == 0.0:
-        window = _probe_window(small, small_gray, text_h * probe, (h, w), factor)
+        window = _probe_window(small, small_gray, small_edges, text_h * probe, (h, w), factor)
         if window is not None:
             grid = _find_in_window(image, window, factor)
             if grid is not None:
                 return grid
-    return _find_in_page(image, factor, angle, text_h if probe == 1.0 else None)
+    # The probe's measures carry over when the page is analysed as it is.
+    same = probe == 1.0 and factor == 1.0 and angle == 0.0
+    return _find_in_page(image, factor, angle, (text_h, small_edges) if same else None)
 
 
 def _probe_window(
     small: np.ndarray,
     small_gray: np.ndarray,
+    small_edges: np.ndarray,
     small_text_h: float,
     shape: tuple[int, int],
     factor: float,
@@ -85,7 +89,8 @@ def _probe_window(
     images, text too small to locate on the probe, skewed scans.
 
     Args:
-        small: the probe copy (RGB) and ``small_gray`` its luminance.
+        small: the probe copy (RGB), ``small_gray`` its luminance and
+            ``small_edges`` their edge map.
         small_text_h: text height on the probe copy.
         shape: ``(height, width)`` of the input image.
         factor: the analysis scale of the input image.
@@ -98,7 +103,7 @@ def _probe_window(
     if h * w * factor**2 < _WINDOW_MIN_PX or small_text_h < 6:
         return None
     try:
-        region, style = _locate(measure_ink(small, small_gray, small_text_h))
+        region, style = _locate(measure_ink(small, small_gray, small_text_h, small_edges))
     except NoTableError:
         return None
     # Rules and fills stand out at any scale; a whitespace-only table among
@@ -153,10 +158,16 @@ def _find_in_window(image: np.ndarray, window: Region, factor: float) -> Grid | 
     )
 
 
-def _find_in_page(image: np.ndarray, factor: float, angle: float, text_h: float | None) -> Grid:
+def _find_in_page(
+    image: np.ndarray,
+    factor: float,
+    angle: float,
+    measured: tuple[float, np.ndarray] | None = None,
+) -> Grid:
     """The grid anywhere in the page, straightening it first when skewed.
 
-    ``text_h`` may be passed when it was already measured on this very image.
+    ``measured`` (text height and edge map) may be passed when they were
+    already measured on this very image at this scale, unturned.
     """
     work = _resize(image, factor)
     gray = to_gray(work)
@@ -165,8 +176,7 @@ def _find_in_page(image: np.ndarray, factor: float, angle: float, text_h: float 
     if not np.allclose(to_rect, np.eye(3)):
         work = warp_to_rectified(work, to_rect, size)
         gray = to_gray(work)
-    same = factor == 1.0 and work is image
-    rows, cols, style = _search(work, gray, factor, text_h if same and text_h else None)
+    rows, cols, style = _search(work, gray, factor, measured)
     # The grid is kept at full resolution, in the frame W / factor.
     f = np.diag([factor, factor, 1.0])
     to_image = np.linalg.inv(f) @ np.linalg.inv(to_rect) @ f
@@ -180,7 +190,10 @@ def _find_in_page(image: np.ndarray, factor: float, angle: float, text_h: float 
 
 
 def _search(
-    work: np.ndarray, gray: np.ndarray, factor: float, text_h: float | None
+    work: np.ndarray,
+    gray: np.ndarray,
+    factor: float,
+    measured: tuple[float, np.ndarray] | None = None,
 ) -> tuple[list[float], list[float], str]:
     """Row and column edges of the table in a straight work image.
 
@@ -190,7 +203,7 @@ def _search(
     Raises:
         NoTableError: nothing table-like was found.
     """
-    maps = measure_ink(work, gray, text_h)
+    maps = measure_ink(work, gray, *(measured or (None, None)))
     region, style = _locate(maps)
     cols = find_edges(maps, region, axis=1)
     rows = find_edges(maps, region, axis=0)

@@ -89,14 +89,14 @@ def edge_map(gray: np.ndarray) -> np.ndarray:
     return (cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 40, 110) > 0).astype(np.uint8)
 
 
-def straight_edges(edges: np.ndarray, run: int) -> tuple[np.ndarray, np.ndarray]:
-    """Horizontal and vertical edge runs of at least ``run`` px.
+def straight_edges(edges: np.ndarray, *runs: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Horizontal and vertical edge runs of at least ``run`` px, for each of ``runs``.
 
     A scanned rule is jagged and a little tilted: a pixel of wobble is allowed.
     """
-    wobble_h = cv2.dilate(edges, np.ones((3, 1), np.uint8))
-    wobble_v = cv2.dilate(edges, np.ones((1, 3), np.uint8))
-    return long_runs(wobble_h, run, True), long_runs(wobble_v, run, False)
+    wobble_h = cv2.dilate(edges, _WOBBLE_ACROSS_ROWS)
+    wobble_v = cv2.dilate(edges, _WOBBLE_ACROSS_COLS)
+    return [(long_runs(wobble_h, run, True), long_runs(wobble_v, run, False)) for run in runs]
 
 
 def glyph_edges(edges: np.ndarray, straight: np.ndarray) -> np.ndarray:
@@ -282,12 +282,19 @@ def _keep_glyphs(mask: np.ndarray, text_h: float) -> tuple[np.ndarray, np.ndarra
     return keep[labels].astype(np.uint8), centroids[keep & (area >= 4)]
 
 
-def measure_ink(rgb: np.ndarray, gray: np.ndarray, text_h: float | None = None) -> InkMaps:
+def measure_ink(
+    rgb: np.ndarray,
+    gray: np.ndarray,
+    text_h: float | None = None,
+    edges: np.ndarray | None = None,
+) -> InkMaps:
     """Build every evidence map the separator search needs.
 
-    ``text_h`` may be passed when it was already measured on this very image.
+    ``text_h`` and ``edges`` (:func:`edge_map` of ``gray``) may be passed when
+    they were already measured on this very image.
     """
-    edges = edge_map(gray)
+    if edges is None:
+        edges = edge_map(gray)
     # Glyph outlines are closed and polarity-free: the best size probe.
     if text_h is None:
         text_h = text_height(edges) or 10.0
@@ -295,9 +302,11 @@ def measure_ink(rgb: np.ndarray, gray: np.ndarray, text_h: float | None = None) 
     kernel = max(15, int(0.4 * text_h) | 1)
     _, faint = thin_ink(gray, kernel)
     run = max(12, round(2.6 * text_h))
+    # Edge runs longer than a glyph's strokes (cut from the glyph outlines),
+    # and longer than any glyph (rule outlines, below).
+    (edge_h, edge_v), (long_h, long_v) = straight_edges(edges, max(6, round(1.35 * text_h)), run)
     # Lines of anti-aliased text and bold titles leave long runs of faint ink and
     # colour steps too; nothing inside or hugging a glyph-sized blob is a rule.
-    edge_h, edge_v = straight_edges(edges, max(6, round(1.35 * text_h)))
     glyphs, centres = _keep_glyphs(glyph_edges(edges, edge_h | edge_v), text_h)
     reach = max(5, round(0.3 * text_h) | 1)
     near_glyph = cv2.dilate(glyphs, np.ones((reach, reach), np.uint8))
@@ -306,7 +315,6 @@ def measure_ink(rgb: np.ndarray, gray: np.ndarray, text_h: float | None = None) 
     faint = without(faint, cv2.dilate(glyphs, np.ones((3, 3), np.uint8)))
     # Rule outlines are long straight edges too; in scans they survive where
     # blotchy handwriting breaks the stroke masks.
-    long_h, long_v = straight_edges(edges, run)
     rules_h = thin_rules(faint, run, True, text_h) | long_h
     rules_v = thin_rules(faint, run, False, text_h) | long_v
     # Fill edges only need to beat a single glyph's edge (a "1" stem is text_h long).
