@@ -51,72 +51,136 @@ def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nda
     Returns:
         float32 array of shape ``size`` with values in ``[0, 1]``.
     """
-    out_h, out_w = size
-    canvas = np.zeros((out_h, out_w), np.float32)
-    gray = to_gray(crop)
-    h, w = gray.shape
-    if h < 3 or w < 3:
-        return canvas
-    if h < _SMALL:
-        # Tiny screen text: thresholds and components behave far better on a
-        # smooth upsampled copy than on 6 px blobs.
-        f = min(4.0, _SMALL / h)
-        gray = cv2.resize(gray, (round(w * f), round(h * f)), interpolation=cv2.INTER_CUBIC)
+    return _prepare_grays([to_gray(crop)], size)[0]
+
+
+def _prepare_grays(grays: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """:func:`prepare_crop` of many gray crops, ``(N, H, W)`` float32.
+
+    Crops of about one size (most of a table's cells) are prepared together,
+    as one zero-padded stack: every step is still each crop's own (its own
+    median, contrast, components), but a few array operations serve the whole
+    stack instead of a few dozen per crop.
+    """
+    out = np.zeros((len(grays), *size), np.float32)
+    groups: dict[tuple[int, int], list[int]] = {}
+    ready: dict[int, np.ndarray] = {}
+    for i, gray in enumerate(grays):
         h, w = gray.shape
-    # Histograms of uint8 images give the median and percentiles far faster
-    # than sorting, and this runs for every cell.
-    bg = quantile_u8(gray, 0.5)
-    ink8 = cv2.absdiff(gray, np.full_like(gray, bg))
-    ink = ink8.astype(np.float32)
+        if h < 3 or w < 3:
+            continue
+        if h < _SMALL:
+            # Tiny screen text: thresholds and components behave far better on
+            # a smooth upsampled copy than on 6 px blobs.
+            f = min(4.0, _SMALL / h)
+            gray = cv2.resize(gray, (round(w * f), round(h * f)), interpolation=cv2.INTER_CUBIC)
+            h, w = gray.shape
+        ready[i] = gray
+        # Sizes within 8 px share a stack: little padding, few stacks.
+        groups.setdefault((h // 8, w // 8), []).append(i)
+    for members in groups.values():
+        out[members] = _prepare_stack([ready[i] for i in members], size)
+    return out
+
+
+def _prepare_stack(crops: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """:func:`prepare_crop` of gray crops of about one size, ``(N, *size)``."""
+    out_h, out_w = size
+    n_crops = len(crops)
+    hs = np.array([c.shape[0] for c in crops], np.int64)
+    ws = np.array([c.shape[1] for c in crops], np.int64)
+    h, w = int(hs.max()), int(ws.max())
+    out = np.zeros((n_crops, out_h, out_w), np.float32)
+    bg = _quantiles_of(crops, 0.5).astype(np.uint8)[:, None, None]
+    # Padded with each crop's own background: no ink there.
+    gray = np.empty((n_crops, h, w), np.uint8)
+    gray[...] = bg
+    for i, c in enumerate(crops):
+        gray[i, : c.shape[0], : c.shape[1]] = c
+    ink8 = np.maximum(gray, bg) - np.minimum(gray, bg)
     # Ruling along the edges is erased before the contrast is measured: a dark
     # rule must not set the scale and wash out light pencil or thin white text.
-    _erase_edge_rules(ink, max(_MIN_CONTRAST, 0.25 * float(ink8.max())))
-    contrast = float(quantile_u8(ink.astype(np.uint8), 0.995))
-    if contrast < _MIN_CONTRAST:
-        return canvas
+    rule_ink = np.maximum(_MIN_CONTRAST, 0.25 * ink8.reshape(n_crops, -1).max(axis=1))
+    _erase_edge_rules(ink8, ink8 > rule_ink[:, None, None], hs, ws)
+    contrast = _quantiles_of(
+        [ink8[i, : c.shape[0], : c.shape[1]] for i, c in enumerate(crops)], 0.995
+    )
+    live = np.flatnonzero(contrast >= _MIN_CONTRAST)
+    if live.size == 0:
+        return out
+    hs, ws = hs[live], ws[live]
+    # float32 steps, as for a single float32 crop scaled by a Python float.
+    scale = (1.0 / contrast[live]).astype(np.float32)
     # Ink is never negative: only the top needs clipping.
-    ink = np.minimum(ink * (1.0 / contrast), 1.0)
+    ink = np.minimum(ink8[live].astype(np.float32) * scale[:, None, None], 1.0)
+    n_live = live.size
     # Hysteresis: a faint pencil stroke is kept whole as long as some of it is
-    # clearly ink, instead of breaking into specks at a single threshold.
-    mask = (ink > 0.3).astype(np.uint8)
-
-    n, labels, stats = _joined_components(mask)
+    # clearly ink, instead of breaking into specks at a single threshold. The
+    # crops are labelled together, stacked with three blank rows between them:
+    # even grown by a pixel (see _joined_components) they never touch.
+    pitch = h + 3
+    mosaic = np.zeros((n_live, pitch, w), np.uint8)
+    mosaic[:, :h] = ink > 0.3
+    n, labels, stats = _joined_components(mosaic.reshape(n_live * pitch, w))
     if n <= 1:
-        return canvas
+        return out
+    labels = labels.reshape(n_live, pitch, w)[:, :h]
     strong = np.zeros(n, bool)
     strong[labels[ink > 0.55]] = True
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    heights = stats[1:, cv2.CC_STAT_HEIGHT]
-    widths = stats[1:, cv2.CC_STAT_WIDTH]
-    biggest = float(areas.max())
+    comp = stats[1:].copy()
+    owner = comp[:, cv2.CC_STAT_TOP] // pitch
+    comp[:, cv2.CC_STAT_TOP] -= owner * pitch
+    areas = comp[:, cv2.CC_STAT_AREA]
+    heights = comp[:, cv2.CC_STAT_HEIGHT]
+    widths = comp[:, cv2.CC_STAT_WIDTH]
+    biggest = np.zeros(n_live, np.float64)
+    np.maximum.at(biggest, owner, areas)
+    big = biggest[owner]
     # Glyph parts are tall, or at least a real share of the largest glyph; specks
     # of noise and JPEG ringing are neither.
-    keep = (areas >= max(2.0, 0.08 * biggest)) & ((heights >= 0.22 * h) | (areas >= 0.25 * biggest))
+    tall = heights >= 0.22 * hs[owner]
+    keep = (areas >= np.maximum(2.0, 0.08 * big)) & (tall | (areas >= 0.25 * big))
     keep &= ~((heights <= 2) & (widths <= 2)) & strong[1:]
-    keep &= ~_rule_fragments(stats[1:], h, w)
-    if not keep.any():
-        return canvas
-    kept = np.flatnonzero(keep) + 1
+    keep &= ~_rule_fragments(comp, hs[owner], ws[owner])
+    kept = np.flatnonzero(keep)
+    if kept.size == 0:
+        return out
     # The box reaches a pixel past the thresholded ink, so the anti-aliased
     # edge kept below is not cut off (it is a real share of a 5 px digit).
-    x0 = max(0, int(stats[kept, cv2.CC_STAT_LEFT].min()) - 1)
-    y0 = max(0, int(stats[kept, cv2.CC_STAT_TOP].min()) - 1)
-    x1 = min(w, int((stats[kept, cv2.CC_STAT_LEFT] + stats[kept, cv2.CC_STAT_WIDTH]).max()) + 1)
-    y1 = min(h, int((stats[kept, cv2.CC_STAT_TOP] + stats[kept, cv2.CC_STAT_HEIGHT]).max()) + 1)
+    who, left, top = owner[kept], comp[kept, cv2.CC_STAT_LEFT], comp[kept, cv2.CC_STAT_TOP]
+    x0, y0 = np.full(n_live, w, np.int64), np.full(n_live, h, np.int64)
+    x1, y1 = np.zeros(n_live, np.int64), np.zeros(n_live, np.int64)
+    np.minimum.at(x0, who, left)
+    np.minimum.at(y0, who, top)
+    np.maximum.at(x1, who, left + widths[kept])
+    np.maximum.at(y1, who, top + heights[kept])
     # Keep anti-aliased edges of the kept glyphs, drop everything else.
     lut = np.zeros(n, np.uint8)
-    lut[kept] = 1
-    keep_mask = cv2.dilate(lut[labels[y0:y1, x0:x1]], np.ones((3, 3), np.uint8))
-    glyph = ink[y0:y1, x0:x1] * keep_mask
-    gh, gw = glyph.shape
-    scale = min((out_h - 2 * _PAD) / gh, (out_w - 2 * _PAD) / gw)
-    nh, nw = max(1, round(gh * scale)), max(1, round(gw * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    small = cv2.resize(glyph, (nw, nh), interpolation=interp)
-    top, left = (out_h - nh) // 2, (out_w - nw) // 2
-    # Resampling rounds a hair past 1.0 now and then; the range is part of the contract.
-    canvas[top : top + nh, left : left + nw] = np.clip(small, 0.0, 1.0)
-    return canvas
+    lut[kept + 1] = 1
+    kept_px = lut[labels]
+    for j in np.unique(who).tolist():
+        bx0, by0 = max(0, int(x0[j]) - 1), max(0, int(y0[j]) - 1)
+        bx1, by1 = min(int(ws[j]), int(x1[j]) + 1), min(int(hs[j]), int(y1[j]) + 1)
+        keep_mask = cv2.dilate(kept_px[j, by0:by1, bx0:bx1], _JOIN)
+        glyph = ink[j, by0:by1, bx0:bx1] * keep_mask
+        gh, gw = glyph.shape
+        f = min((out_h - 2 * _PAD) / gh, (out_w - 2 * _PAD) / gw)
+        nh, nw = max(1, round(gh * f)), max(1, round(gw * f))
+        interp = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(glyph, (nw, nh), interpolation=interp)
+        oy, ox = (out_h - nh) // 2, (out_w - nw) // 2
+        # Resampling rounds a hair past 1.0 now and then; the range is part of
+        # the contract.
+        out[live[j], oy : oy + nh, ox : ox + nw] = np.clip(small, 0.0, 1.0)
+    return out
+
+
+def _quantiles_of(images: list[np.ndarray], q: float) -> np.ndarray:
+    """:func:`quantile_u8` of each of some small uint8 images (views will
+    do), from OpenCV's histograms."""
+    counts = np.stack([cv2.calcHist([im], [0], None, [256], [0, 256]).ravel() for im in images])
+    sizes = np.array([im.size for im in images], np.float64)
+    return np.argmax(np.cumsum(counts, axis=1, dtype=np.float64) >= q * sizes[:, None], axis=1)
 
 
 def _joined_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -183,43 +247,53 @@ def quantile_u8(img: np.ndarray, q: float) -> int:
     return lo
 
 
-def _rule_fragments(stats: np.ndarray, h: int, w: int) -> np.ndarray:
+def _rule_fragments(stats: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Components that are bits of ruling: thin, and either running from one
     side of the crop to the opposite one (a digit never spans the whole cell),
     or lying along an edge and entering from a corner side, as a rule does when
-    the cut is a little off the rule's angle (a skewed scan)."""
+    the cut is a little off the rule's angle (a skewed scan). ``h`` and ``w``
+    are each component's crop size."""
     x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
     cw, ch = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
     left, right = x <= 1, x + cw >= w - 1
     top, bottom = y <= 1, y + ch >= h - 1
-    flat, narrow = ch <= max(3, 0.15 * h), cw <= max(3, 0.15 * w)
+    flat, narrow = ch <= np.maximum(3, 0.15 * h), cw <= np.maximum(3, 0.15 * w)
     horizontal = flat & ((left & right) | ((top | bottom) & (left | right) & (cw >= 0.4 * w)))
     vertical = narrow & ((top & bottom) | ((left | right) & (top | bottom) & (ch >= 0.5 * h)))
     return horizontal | vertical
 
 
-def _erase_edge_rules(ink: np.ndarray, threshold: float) -> None:
-    """Blank ruling that runs along the crop's edges.
+def _erase_edge_rules(ink: np.ndarray, mask: np.ndarray, hs: np.ndarray, ws: np.ndarray) -> None:
+    """Blank ruling that runs along the crops' edges, in place.
 
     A rule crosses the whole crop and is thin; a digit near the edge is
     neither, so only thin runs of rows (or columns) inked along nearly their
-    whole length, within the outer bands, are erased. ``threshold`` is low (a
-    quarter of the strongest ink) so faint and JPEG-blurred rules count too.
+    whole length, within the outer bands, are erased.
+
+    Args:
+        ink: a zero-padded stack ``(N, h, w)`` of ink maps.
+        mask: where each crop's ink is over its rule threshold (low, a quarter
+            of its strongest ink, so faint and JPEG-blurred rules count too).
+        hs: each crop's own height; ``ws`` its width.
     """
-    h, w = ink.shape
-    mask = cv2.threshold(ink, threshold, 1.0, cv2.THRESH_BINARY)[1]
     # A rule drifting by a pixel across the crop still fills its rows when
     # each row may borrow from its neighbours.
-    row_ink = cv2.reduce(cv2.dilate(mask, _ACROSS_ROWS), 1, cv2.REDUCE_SUM)
-    col_ink = cv2.reduce(cv2.dilate(mask, _ACROSS_COLS), 0, cv2.REDUCE_SUM)
-    for a, b in _edge_rules((row_ink[:, 0] / w >= _FULL).tolist(), h):
-        ink[a:b, :] = 0.0
-    for a, b in _edge_rules((col_ink[0] / h >= _FULL).tolist(), w):
-        ink[:, a:b] = 0.0
+    grown = mask.copy()
+    grown[:, 1:] |= mask[:, :-1]
+    grown[:, :-1] |= mask[:, 1:]
+    full_rows = np.count_nonzero(grown, axis=2) / ws[:, None] >= _FULL
+    grown = mask.copy()
+    grown[:, :, 1:] |= mask[:, :, :-1]
+    grown[:, :, :-1] |= mask[:, :, 1:]
+    full_cols = np.count_nonzero(grown, axis=1) / hs[:, None] >= _FULL
+    for i in np.flatnonzero(full_rows.any(axis=1) | full_cols.any(axis=1)).tolist():
+        h, w = int(hs[i]), int(ws[i])
+        for a, b in _edge_rules(full_rows[i, :h].tolist(), h):
+            ink[i, a:b, :] = 0
+        for a, b in _edge_rules(full_cols[i, :w].tolist(), w):
+            ink[i, :, a:b] = 0
 
 
-_ACROSS_ROWS = np.ones((3, 1), np.uint8)
-_ACROSS_COLS = np.ones((1, 3), np.uint8)
 _FULL = 0.85
 
 
@@ -272,7 +346,5 @@ def prepare_batch(crops: Sequence[np.ndarray], size: tuple[int, int] = INPUT_SIZ
     and are stored as uint8, so every path into the network (synthetic and
     labelled training cells, serving) sees exactly the same values.
     """
-    out = np.zeros((len(crops), size[0], size[1], 1), np.float32)
-    for i, c in enumerate(crops):
-        out[i, :, :, 0] = prepare_crop(c, size)
+    out = _prepare_grays([to_gray(c) for c in crops], size)[..., None]
     return dequantise(quantise(out))
