@@ -60,6 +60,8 @@ class EvalResult:
     mistakes: list[dict[str, Any]] = field(default_factory=list)
     startup_seconds: float | None = None
     """Loading the model and starting the workers, before the timed run."""
+    precision: str = "float32"
+    """What the network's hidden layers computed in (see ``model.bfloat16_serving``)."""
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -209,6 +211,7 @@ def evaluate(
         peak_rss_mb=round(_peak_rss_mb(), 1),
         workers=workers,
         machine=machine(),
+        precision=classifier.precision,
         mistakes=mistakes[:200],
     )
 
@@ -243,5 +246,5 @@ def format_result(r: EvalResult) -> str:
         lines.append(
             f"  start-up        {r.startup_seconds:.2f} s (model load, workers), not timed above"
         )
-    lines.append(f"  machine         {r.machine}")
+    lines.append(f"  machine         {r.machine}, network in {r.precision}")
     return "\n".join(lines)

@@ -15,6 +15,8 @@ from gridreader.errors import DataError, ModelError
 from gridreader.model import (
     CARD_FILE,
     MODEL_FILE,
+    PRECISION_ENV,
+    bfloat16_serving,
     build_model,
     default_model_path,
     fold_for_inference,
@@ -156,7 +158,10 @@ def test_fold_leaves_other_networks_alone() -> None:
     assert fold_for_inference(functional) is functional
 
 
-def test_classifier_serves_the_folded_network(tmp_path: Path) -> None:
+def test_classifier_serves_the_folded_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PRECISION_ENV, "float32")  # exact comparison below
     net = trained_looking(build_model(len(CLASSES), INPUT_SIZE), seed=3)
     save_model(net, tmp_path / "m", card_for(CLASSES))
     clf = load_classifier(tmp_path / "m")
@@ -170,6 +175,41 @@ def test_classifier_serves_the_folded_network(tmp_path: Path) -> None:
     q_idx, q_conf = clf.predict(quantise(x))
     ref_q = np.asarray(net.predict_on_batch(quantise(x).astype(np.float32) / 255.0))
     assert (q_idx == ref_q.argmax(1)).all() and np.allclose(q_conf, ref_q.max(1), atol=1e-5)
+
+
+def test_bfloat16_serving_reads_real_cells_as_float32_does(mnist_path: Path) -> None:
+    import keras
+
+    from gridreader.preprocess import prepare_batch
+    from gridreader.synth.cells import CellSynth
+    from gridreader.synth.fonts import find_fonts
+    from gridreader.synth.mnist import load_mnist
+
+    network = keras.models.load_model(default_model_path() / MODEL_FILE, compile=False)
+    exact = fold_for_inference(network)
+    fast = fold_for_inference(network, bfloat16=True)
+    policies = [layer.dtype_policy.name for layer in fast.layers]
+    kinds = [type(layer).__name__ for layer in fast.layers]
+    # The first convolution and the dense head stay float32.
+    assert policies[kinds.index("Conv2D")] == "float32"
+    assert all(p == "float32" for p, k in zip(policies, kinds, strict=True) if k == "Dense")
+    assert policies.count("mixed_bfloat16") >= 3
+    mnist = load_mnist(mnist_path)
+    synth = CellSynth(CLASSES, mnist.x_train, mnist.y_train, find_fonts(), seed=11)
+    crops, _ = synth.sample(400)
+    x = prepare_batch(crops, INPUT_SIZE)
+    a = np.asarray(exact.predict_on_batch(x))
+    b = np.asarray(fast.predict_on_batch(x), np.float32)
+    assert (a.argmax(1) == b.argmax(1)).all()
+    assert np.abs(a.max(1) - b.max(1)).max() < 0.03
+
+
+def test_bfloat16_serving_follows_the_cpu_and_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    flags = Path("/proc/cpuinfo").read_text().split()
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
+    assert bfloat16_serving() == ("amx_bf16" in flags or "avx512_bf16" in flags)
+    monkeypatch.setenv(PRECISION_ENV, "float32")
+    assert not bfloat16_serving()
 
 
 def test_value_of_class_index(saved: Path) -> None:

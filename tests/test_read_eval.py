@@ -40,6 +40,7 @@ EVAL_KEYS = {
     "machine",
     "mistakes",
     "startup_seconds",
+    "precision",
 }
 
 
@@ -140,6 +141,7 @@ def test_eval_json_fields(
     assert r["ms_per_image"] == pytest.approx(1000 * r["seconds"] / len(tables), rel=0.05)
     # Loading the model (and starting workers) is reported apart from the timed run.
     assert r["startup_seconds"] > 0
+    assert r["precision"] in ("float32", "bfloat16")
     # The default is one analysing process per available core.
     assert r["workers"] == default_workers() == max(1, min(8, len(os.sched_getaffinity(0))))
 

@@ -228,13 +228,14 @@ def text_height(mask: np.ndarray) -> float:
     # steps sideways every few dozen pixels, and its straight pieces, about a
     # cell high, would pass for glyphs. On a half-size copy, where a pixel
     # holds any ink of its 2x2 block, a one-pixel step mostly vanishes and the
-    # rule is one long run again: twice the length at full size, which keeps
-    # the strokes of big handwriting out of it, on a quarter of the pixels.
+    # rule is one long run again. Three times the length at full size keeps
+    # the strokes of big handwriting out of it, and the runs that any-of-four
+    # pooling makes in noise; a quarter of the pixels, too.
     h, w = mask.shape
     if h >= 4 and w >= 4:
         half = cv2.dilate(mask, _BLOCK, anchor=(0, 0))[: h - h % 2 : 2, : w - w % 2 : 2]
-        wobbly = long_runs(half, probe, horizontal=True)
-        wobbly |= long_runs(half, probe, horizontal=False)
+        wobbly = long_runs(half, 3 * probe // 2, horizontal=True)
+        wobbly |= long_runs(half, 3 * probe // 2, horizontal=False)
         lines[: h - h % 2, : w - w % 2] |= np.repeat(np.repeat(wobbly, 2, axis=0), 2, axis=1)
     return estimate_text_height(without(mask, cv2.dilate(lines, np.ones((3, 3), np.uint8))))
 
