@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from gridreader.preprocess import (
     INPUT_SIZE,
     _joined_components,
+    components,
     dequantise,
     prepare_batch,
     prepare_crop,
@@ -192,3 +193,15 @@ def test_quantile_u8_matches_the_histogram_definition(seed: int) -> None:
     counts = np.cumsum(np.bincount(img.ravel(), minlength=256))
     for q in (0.0, 0.1, 0.5, 0.9, 0.995, 0.997, 1.0):
         assert quantile_u8(img, q) == int(np.searchsorted(counts, q * img.size)), q
+
+
+@pytest.mark.parametrize("density", [0.05, 0.3, 0.6])
+def test_components_are_opencvs_default_components(density: float) -> None:
+    rng = np.random.default_rng(int(density * 100))
+    for shape in [(1, 1), (7, 300), (200, 3), (123, 211)]:
+        mask = (rng.random(shape) < density).astype(np.uint8)
+        got = components(mask)
+        want = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        assert got[0] == want[0]
+        for a, b in zip(got[1:], want[1:], strict=True):
+            np.testing.assert_array_equal(a, b)

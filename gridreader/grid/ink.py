@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from gridreader.preprocess import quantile_u8
+from gridreader.preprocess import components, quantile_u8
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def glyph_edges(edges: np.ndarray, straight: np.ndarray) -> np.ndarray:
 
 def estimate_text_height(mask: np.ndarray) -> float:
     """Median height of glyph-like connected components (px)."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, _ = components(mask)
     if n <= 1:
         return 0.0
     boxes = box_outlines(labels, stats)[1:]
@@ -270,7 +270,7 @@ def _keep_glyphs(mask: np.ndarray, text_h: float) -> tuple[np.ndarray, np.ndarra
         ``(mask, centres)``: the kept components, and the centres of those of at
         least 4 px (the region search counts them; they come free here).
     """
-    n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, centroids = components(mask)
     if n <= 1:
         return mask, np.zeros((0, 2))
     w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]

@@ -7,6 +7,7 @@ import numpy as np
 
 from gridreader.grid.ink import InkMaps, long_runs
 from gridreader.grid.separators import runs, text_bands
+from gridreader.preprocess import components
 
 Region = tuple[int, int, int, int]
 
@@ -24,7 +25,7 @@ def locate_structure(maps: InkMaps) -> Region | None:
     # Zebra stripes and fills are separate pieces a row apart; join them.
     reach = max(5, round(3.0 * maps.text_h))
     grown = cv2.dilate(structure, cv2.getStructuringElement(cv2.MORPH_RECT, (reach, reach)))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    n, labels, stats, _ = components(grown)
     best: tuple[float, Region] | None = None
     glyph_pts = maps.glyph_centres
     for i in range(1, n):
