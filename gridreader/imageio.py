@@ -208,7 +208,12 @@ def remove_file(path: str | os.PathLike[str], what: str = "cannot remove") -> No
 
 def encode_png(img: np.ndarray) -> bytes:
     """Encode a gray or RGB uint8 array as PNG bytes."""
-    buf = io.BytesIO()
+    import cv2
+
+    bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img
     # Level 1: crops and strips are small, and the nightly run writes many.
-    Image.fromarray(img).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    # OpenCV's encoder takes about half Pillow's time.
+    ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise OutputError(f"cannot encode a {img.shape} image as PNG")
+    return buf.tobytes()

@@ -21,7 +21,7 @@ from gridreader.errors import GridReaderError, NoTableError
 from gridreader.grid import cell_boxes, cell_cuts, cut_cell, find_grid, rectify_image
 from gridreader.imageio import load_image
 from gridreader.model import Classifier
-from gridreader.preprocess import prepare_batch, quantise
+from gridreader.preprocess import prepare_batch_u8
 from gridreader.types import Box, CellRead, Grid, TableRead
 
 
@@ -92,7 +92,7 @@ def analyse_image(path: Path, input_size: tuple[int, int]) -> Analysed:
         path,
         grid,
         boxes,
-        quantise(prepare_batch(crops, input_size)),
+        prepare_batch_u8(crops, input_size),
         table,
         tuple(y - y0 for y in ys),
         tuple(x - x0 for x in xs),

@@ -358,5 +358,10 @@ def prepare_batch(crops: Sequence[np.ndarray], size: tuple[int, int] = INPUT_SIZ
     and are stored as uint8, so every path into the network (synthetic and
     labelled training cells, serving) sees exactly the same values.
     """
-    out = _prepare_grays([to_gray(c) for c in crops], size)[..., None]
-    return dequantise(quantise(out))
+    return dequantise(prepare_batch_u8(crops, size))
+
+
+def prepare_batch_u8(crops: Sequence[np.ndarray], size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
+    """:func:`prepare_batch` as uint8 (:func:`quantise`): how prepared crops
+    travel between processes."""
+    return quantise(_prepare_grays([to_gray(c) for c in crops], size)[..., None])
