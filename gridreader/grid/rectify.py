@@ -15,8 +15,9 @@ def _sharpness(mask: np.ndarray, angle: float) -> float:
     h, w = mask.shape
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     rot = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_NEAREST)
-    rows = rot.sum(axis=1, dtype=np.float64)
-    cols = rot.sum(axis=0, dtype=np.float64)
+    # Integer profiles (exact), summed by OpenCV: several times numpy's speed.
+    rows = cv2.reduce(rot, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel().astype(np.int64)
+    cols = cv2.reduce(rot, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel().astype(np.int64)
     # Rows of text and rules give a spiky profile only when aligned; both axes
     # count so a table with only vertical structure still aligns.
     return float(np.square(np.diff(rows)).sum() + np.square(np.diff(cols)).sum())
