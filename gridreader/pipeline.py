@@ -21,7 +21,7 @@ from gridreader.errors import GridReaderError, NoTableError
 from gridreader.grid import cell_boxes, cell_cuts, cut_cell, find_grid, rectify_image
 from gridreader.imageio import load_image
 from gridreader.model import Classifier
-from gridreader.preprocess import prepare_batch_u8
+from gridreader.preprocess import prepare_batch_u8, squeeze_gray
 from gridreader.types import Box, CellRead, Grid, TableRead
 
 
@@ -34,7 +34,8 @@ class Analysed:
         grid: the table found.
         boxes: each cell's box in image pixels, row-major.
         inputs: prepared crops ``(cells, h, w, 1)``, quantised to uint8.
-        table: the rectified image over the table's cells, RGB: the crops are
+        table: the rectified image over the table's cells (RGB, or one channel
+            for a gray picture): the crops are
             cut from it on demand (for the review queue), so an image travels
             between processes once, not once per crop and again per row.
         row_cuts: row edges as pixel indices into ``table``.
@@ -75,7 +76,9 @@ def analyse_image(path: Path, input_size: tuple[int, int]) -> Analysed:
         ImageLoadError: unreadable image.
         NoTableError: no table in it.
     """
-    image = load_image(path)
+    # A gray picture is carried as one channel from here on: a third of the
+    # pixels to turn, cut and send, and the same network inputs.
+    image = squeeze_gray(load_image(path))
     try:
         grid = find_grid(image)
     except NoTableError as e:

@@ -35,6 +35,26 @@ def to_gray(img: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
 
 
+def squeeze_gray(image: np.ndarray) -> np.ndarray:
+    """The one channel of a gray picture stored as three equal ones (most
+    scans, many screenshots), else the image unchanged.
+
+    Everything downstream comes out the same from either: luminance of equal
+    channels is the channel itself, and a colour step is the largest step of
+    any channel.
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        return image
+    # A sparse sample tells most colour pictures apart at once.
+    sample = image[::16, ::16]
+    if not (sample[..., 0] == sample[..., 1]).all() or not (sample[..., 1] == sample[..., 2]).all():
+        return image
+    a, b, c = cv2.split(image)
+    if cv2.norm(a, b, cv2.NORM_INF) or cv2.norm(b, c, cv2.NORM_INF):
+        return image
+    return a
+
+
 def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """``cv2.connectedComponentsWithStats(mask, connectivity=8)``: the same
     labels, stats and centroids, by the Grana (BBDT) algorithm, two to three

@@ -436,18 +436,18 @@ def test_window_cutting_through_the_table_is_refused() -> None:
 
 
 def test_gray_pictures_are_analysed_as_one_channel() -> None:
-    from gridreader import grid
+    from gridreader.preprocess import squeeze_gray
 
     rng = np.random.default_rng(5)
     colour = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
-    assert grid._one_channel_if_gray(colour) is colour
+    assert squeeze_gray(colour) is colour
     gray = np.repeat(colour[:, :, :1], 3, axis=2)
-    one = grid._one_channel_if_gray(gray)
+    one = squeeze_gray(gray)
     assert one.ndim == 2 and np.array_equal(one, gray[:, :, 0])
     # A single coloured pixel off the quick sample still makes it colour.
     tinted = gray.copy()
     tinted[7, 9, 2] ^= 1
-    assert grid._one_channel_if_gray(tinted) is tinted
+    assert squeeze_gray(tinted) is tinted
 
 
 @pytest.mark.parametrize("case_id", ["scan-plus3", "ruled-3px-grey", "zebra-s0"])
@@ -459,7 +459,7 @@ def test_one_channel_gives_the_grid_three_would(
     img = next(c for c in CASES if c.id == case_id).make()[0]
     gray = np.repeat(img.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
     fast = find_grid(gray)
-    monkeypatch.setattr(grid, "_one_channel_if_gray", lambda image: image)
+    monkeypatch.setattr(grid, "squeeze_gray", lambda image: image)
     slow = find_grid(gray)
     assert (fast.row_edges, fast.col_edges) == (slow.row_edges, slow.col_edges)
     assert np.array_equal(fast.to_image, slow.to_image)

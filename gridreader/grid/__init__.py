@@ -29,7 +29,7 @@ from gridreader.grid.separators import (
     text_bands,
     trim_outer,
 )
-from gridreader.preprocess import to_gray
+from gridreader.preprocess import squeeze_gray, to_gray
 from gridreader.types import CellBox, Grid
 
 __all__ = ["cell_boxes", "cell_cuts", "cut_cell", "cut_cells", "find_grid", "rectify_image"]
@@ -49,7 +49,9 @@ def find_grid(image: np.ndarray) -> Grid:
     Raises:
         NoTableError: nothing table-like was found.
     """
-    image = _one_channel_if_gray(image)
+    # A gray picture in three equal channels: one is a third of the pixels to
+    # resize, turn and compare, and every map comes out the same.
+    image = squeeze_gray(image)
     h, w = image.shape[:2]
     # Analyse at a scale where text is a comfortable size: tiny screen text is
     # upsampled (edges of 5 px digits are mush), big text downsampled (speed,
@@ -72,26 +74,6 @@ def find_grid(image: np.ndarray) -> Grid:
     # The probe's measures carry over when the page is analysed as it is.
     same = probe == 1.0 and factor == 1.0 and angle == 0.0
     return _find_in_page(image, factor, angle, (text_h, small_edges) if same else None)
-
-
-def _one_channel_if_gray(image: np.ndarray) -> np.ndarray:
-    """The one channel of a gray picture stored as three equal ones (most
-    scans, many screenshots), else the image unchanged.
-
-    Every map is the same from either (colour steps take the largest step of
-    any channel; luminance of equal channels is the channel itself), and one
-    channel is a third of the pixels to resize, turn and compare.
-    """
-    if image.ndim != 3 or image.shape[2] != 3:
-        return image
-    # A sparse sample tells most colour pictures apart at once.
-    sample = image[::16, ::16]
-    if not (sample[..., 0] == sample[..., 1]).all() or not (sample[..., 1] == sample[..., 2]).all():
-        return image
-    a, b, c = cv2.split(image)
-    if cv2.norm(a, b, cv2.NORM_INF) or cv2.norm(b, c, cv2.NORM_INF):
-        return image
-    return a
 
 
 def _probe_window(
