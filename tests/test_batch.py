@@ -345,6 +345,29 @@ def test_bad_worker_count_is_a_usage_error(tmp_path: Path, value: str) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def run_child(script: str, *args: Path, hang: str, timeout: int = 120) -> tuple[str, str]:
+    """Run ``script`` in a fresh Python with ``args``; its stdout and stderr.
+
+    A hung child (a deadlocked worker pool) fails the test with ``hang``
+    instead of hanging the session; a failed one fails it with its stderr.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"{hang} ({timeout} s): {out!r}")
+    assert proc.returncode == 0, err[-2000:]
+    return out, err
+
+
 # Runs in a child process: a deadlocked pool must fail the test, not hang the session.
 _TWO_RUNS = """
 import sys
@@ -360,22 +383,12 @@ def test_two_workers_give_identical_outputs(
     first_run: Run, tmp_path: Path, clear_tables: tuple[Path, list[ClearTable]]
 ) -> None:
     _, tables = clear_tables
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _TWO_RUNS, str(first_run.input_dir), str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    out, err = run_child(
+        _TWO_RUNS,
+        first_run.input_dir,
+        tmp_path,
+        hang="batch --workers 2 hung after an earlier batch in the same process",
     )
-    try:
-        out, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(
-            f"batch --workers 2 hung (120 s) after an earlier batch in the same process: {out!r}"
-        )
-    assert proc.returncode == 0, err[-2000:]
     assert out.split() == ["workers1", "0", "workers2", "0"], err[-2000:]
     for t in tables:
         one = (tmp_path / "w1" / f"{t.stem}.csv").read_bytes()
@@ -411,20 +424,9 @@ def test_one_worker_pool_serves_several_jobs(
     first_run: Run, tmp_path: Path, clear_tables: tuple[Path, list[ClearTable]]
 ) -> None:
     _, tables = clear_tables
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SHARED_POOL, str(first_run.input_dir), str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    out, err = run_child(
+        _SHARED_POOL, first_run.input_dir, tmp_path, hang="a job on a shared worker pool hung"
     )
-    try:
-        out, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"a job on a shared worker pool hung (120 s): {out!r}")
-    assert proc.returncode == 0, err[-2000:]
     n = len(tables)
     first = sorted(t.path.name for t in tables)[0]
     assert out.split() == ["first", first, "a", str(n), "0", "b", str(n), "0"], err[-2000:]
