@@ -185,8 +185,7 @@ def test_quantise_round_trip() -> None:
 @pytest.mark.parametrize("seed", range(9))
 def test_quantile_u8_matches_the_histogram_definition(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    # Small crops (partial sort), bigger ones (histogram) and pages
-    # (thresholded counts) alike.
+    # Crop-sized and bigger (histogram) and pages (thresholded counts) alike.
     shape = [(37, 53), (120, 160), (300, 400)][seed % 3]
     img = rng.integers(0, rng.integers(1, 256), size=shape, dtype=np.uint8)
     img[: seed * 3] = 255  # a block of saturated ink, as on a dark rule
