@@ -101,25 +101,20 @@ def _check_size(label: str, w: int, h: int, min_side: int = MIN_SIDE) -> None:
         )
 
 
-_PNG_END = b"IEND\xaeB`\x82"
 _JPEG_END = b"\xff\xd9"
 
 
 def _decode_plain(im: Image.Image, data: bytes) -> np.ndarray | None:
-    """The RGB pixels of a complete 8-bit RGB or gray PNG or JPEG, decoded by
-    OpenCV, else ``None`` (Pillow decodes it, and reports any damage).
+    """The RGB pixels of a complete RGB or gray JPEG, decoded by OpenCV, else
+    ``None`` (Pillow decodes it, and reports any damage).
 
-    These are nearly all screenshots and scans, and OpenCV decodes them in
-    about half Pillow's time, to the same pixels.
+    OpenCV decodes JPEGs in about half Pillow's time, to the same pixels. PNGs
+    stay with Pillow: OpenCV's reader inflates every byte of an oversized
+    payload behind a plausible header (seconds of CPU for a small file), where
+    Pillow stops at the last row the header promises.
     """
-    if im.mode not in ("RGB", "L"):
-        return None
-    if im.format == "PNG":
-        # IHDR's bit depth (16-bit samples are scaled our own way, in _to_rgb)
-        # and the closing chunk (a truncated file must fail, not decode in part).
-        if data[24:25] != b"\x08" or not data.endswith(_PNG_END):
-            return None
-    elif im.format != "JPEG" or not data.endswith(_JPEG_END):
+    # The end marker: a truncated file must fail, not decode in part.
+    if im.format != "JPEG" or im.mode not in ("RGB", "L") or not data.endswith(_JPEG_END):
         return None
     import cv2
 
