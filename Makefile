@@ -12,7 +12,7 @@ APT_FONTS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefo
 	fonts-jetbrains-mono fonts-croscore fonts-go fonts-noto-mono fonts-b612 \
 	fonts-comic-neue fonts-courier-prime fonts-quicksand fonts-league-spartan \
 	fonts-mplus fonts-firacode fonts-sil-andika fonts-sil-charis fonts-urw-base35 fonts-texgyre
-MNIST ?= ../shared/data/mnist-digits.npz
+MNIST ?= data/mnist/mnist-digits.npz
 MODEL ?= models/gridreader-v2
 MODEL3 ?= models/gridreader-v3
 MODEL4 ?= models/gridreader-v4
@@ -84,11 +84,11 @@ samples: $(STAMP) sysdeps-test
 
 # The benchmark; --record stores the figures in the default model's card.
 bench: $(STAMP)
-	$(BIN)/gridreader eval ../shared/bench/dev/screens --record
-	$(BIN)/gridreader eval ../shared/bench/dev/scans --record
+	$(BIN)/gridreader eval data/bench/dev/screens --record
+	$(BIN)/gridreader eval data/bench/dev/scans --record
 	# Throughput over the whole dev bench (screens and scans in one run).
 	rm -rf out/dev-all && mkdir -p out/dev-all
-	ln -s $(abspath ../shared/bench/dev)/*/* out/dev-all/
+	ln -s $(abspath data/bench/dev)/*/* out/dev-all/
 	$(BIN)/gridreader eval out/dev-all --workers 1
 	$(BIN)/gridreader eval out/dev-all
 

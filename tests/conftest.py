@@ -224,16 +224,16 @@ def capture_site() -> Iterator[CaptureSite]:
 
 # --- grid, model and main-job tests: shared data and the default model --------------
 
-SHARED_DIR = Path(__file__).resolve().parent.parent.parent / "shared"
-MNIST_NPZ = SHARED_DIR / "data" / "mnist-digits.npz"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+MNIST_NPZ = DATA_DIR / "mnist" / "mnist-digits.npz"
 DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
 
 
 @pytest.fixture(scope="session")
 def mnist_path() -> Path:
-    """The shared MNIST file (present on every developer machine and in CI)."""
+    """The MNIST file kept in the project (data/mnist/)."""
     if not MNIST_NPZ.is_file():
-        pytest.fail(f"{MNIST_NPZ} is missing: the shared data folder must sit beside the repo")
+        pytest.fail(f"{MNIST_NPZ} is missing: it ships with the project (data/mnist/)")
     return MNIST_NPZ
 
 

@@ -21,7 +21,7 @@ from gridreader.errors import NoTableError
 from gridreader.grid import cell_boxes, find_grid
 from gridreader.imageio import is_image_path, load_image
 
-BENCH = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "dev"
+BENCH = Path(__file__).resolve().parent.parent / "data" / "bench" / "dev"
 MIN_IOU = 0.5
 
 # folder -> (take every n-th image, images in the subset, images right when measured)
@@ -40,7 +40,7 @@ def subset(folder: str) -> list[Path]:
     d = BENCH / folder
     if not d.is_dir():
         pytest.fail(
-            f"{d} is missing: the shared bench (../shared/bench/dev) must sit beside the repo"
+            f"{d} is missing: the dev bench ships with the project (data/bench/dev)"
         )
     step = SUBSETS[folder][0]
     images = sorted(p for p in d.iterdir() if p.is_file() and is_image_path(p))

@@ -31,7 +31,7 @@ from gridreader.synth.tables import render_table
 from gridreader.types import Box
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist-digits.npz"
+MNIST = Path(__file__).resolve().parent.parent / "data" / "mnist" / "mnist-digits.npz"
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 MIN_IOU = 0.5
 
@@ -141,7 +141,7 @@ def _mnist_test() -> tuple[np.ndarray, np.ndarray]:
     from gridreader.synth.mnist import load_mnist
 
     if not MNIST.is_file():
-        pytest.fail(f"{MNIST} is missing: the shared data folder must sit beside the repo")
+        pytest.fail(f"{MNIST} is missing: it ships with the project (data/mnist/)")
     data = load_mnist(MNIST)
     return data.x_test, data.y_test
 
