@@ -29,7 +29,7 @@ from gridreader.pipeline import (
     iter_analysed,
     table_csv,
 )
-from gridreader.types import TableRead
+from gridreader.types import Shape, TableRead
 
 REPORT = "report.jsonl"
 REVIEW = "review"
@@ -79,25 +79,33 @@ def output_stems(images: list[Path]) -> dict[Path, str]:
     return out
 
 
-def _source_stamp(image: Path, classifier: Classifier) -> dict[str, Any]:
-    """What an output was made from: the image's size and mtime, and the model."""
+def _source_stamp(
+    image: Path, classifier: Classifier, shape: Shape | None = None
+) -> dict[str, Any]:
+    """What an output was made from: the image's size and mtime, the model,
+    and the shape hint."""
     st = image.stat()
     model = (classifier.path / MODEL_FILE).stat()
-    return {
+    stamp: dict[str, Any] = {
         "image_size": st.st_size,
         "image_mtime_ns": st.st_mtime_ns,
         "model": classifier.name,
         "model_mtime_ns": model.st_mtime_ns,
     }
+    if shape is not None:
+        stamp["shape"] = list(shape)
+    return stamp
 
 
-def _is_fresh(out_dir: Path, stem: str, image: Path, classifier: Classifier) -> bool:
+def _is_fresh(
+    out_dir: Path, stem: str, image: Path, classifier: Classifier, shape: Shape | None = None
+) -> bool:
     """Outputs exist, are newer than image and model, and were made from exactly
     this image and model (a replaced file copied with an older mtime is redone)."""
     csv_path, record = out_dir / f"{stem}.csv", out_dir / STATE / f"{stem}.json"
     try:
         done = min(csv_path.stat().st_mtime_ns, record.stat().st_mtime_ns)
-        stamp = _source_stamp(image, classifier)
+        stamp = _source_stamp(image, classifier, shape)
         saved = json.loads(record.read_text(encoding="utf-8")).get("source")
     except (OSError, ValueError, AttributeError):
         return False
@@ -111,6 +119,7 @@ def run_batch(
     *,
     force: bool = False,
     review_below: float = 0.9,
+    shape: Shape | None = None,
     workers: int = 1,
     pool: WorkerPool | None = None,
     batch_cells: int = 512,
@@ -124,7 +133,8 @@ def run_batch(
     the network (``batch_cells`` at a time: enough to keep it efficient, few
     enough that the last images do not wait long), and each image's outputs
     are written as soon as it is read. Memory does not grow with the number
-    of images.
+    of images. With ``shape``, every table is found with that shape or its
+    image fails.
 
     Raises:
         UsageError: missing input folder.
@@ -141,7 +151,7 @@ def run_batch(
     except OSError as e:
         raise OutputError(f"{out_dir}: cannot create output folder ({e.strerror or e})") from e
     _remove_temp_files(out_dir)
-    todo = [p for p in images if force or not _is_fresh(out_dir, stems[p], p, classifier)]
+    todo = [p for p in images if force or not _is_fresh(out_dir, stems[p], p, classifier, shape)]
     skipped = len(images) - len(todo)
     counts = {"ok": 0, "failed": 0, "cells": 0, "review": 0}
     errors: list[str] = []
@@ -150,7 +160,9 @@ def run_batch(
         # disable=None: a bar on a terminal, silence in logs and tests.
         bar = tqdm(total=len(todo), unit="img", disable=None if progress is None else not progress)
         for item, table in _stream(
-            iter_analysed(todo, classifier.input_size, workers, pool), classifier, batch_cells
+            iter_analysed(todo, classifier.input_size, workers, pool, shape),
+            classifier,
+            batch_cells,
         ):
             stem = stems[item.path]
             if isinstance(item, Failed):
@@ -172,7 +184,7 @@ def run_batch(
                 confidences.extend(c.confidence for c in table.cells)
             # The state record also says what the outputs were made from.
             try:
-                source: dict[str, Any] | None = _source_stamp(item.path, classifier)
+                source: dict[str, Any] | None = _source_stamp(item.path, classifier, shape)
             except OSError:
                 source = None
             state = dict(record, source=source)

@@ -23,6 +23,7 @@ from gridreader.errors import UsageError
 from gridreader.model import Classifier
 from gridreader.pipeline import WorkerPool
 from gridreader.train import machine
+from gridreader.types import Shape
 
 
 @dataclass(frozen=True)
@@ -116,13 +117,18 @@ def _peak_rss_mb() -> float:
 
 
 def evaluate(
-    folder: Path, classifier: Classifier, workers: int = 1, pool: WorkerPool | None = None
+    folder: Path,
+    classifier: Classifier,
+    workers: int = 1,
+    pool: WorkerPool | None = None,
+    shape: Shape | None = None,
 ) -> EvalResult:
     """Benchmark ``classifier`` on every image in ``folder`` with a truth CSV.
 
     The timed run goes from the image files to the written CSVs and review
     queue; workers in ``pool`` were started beforehand, so their start-up is
     not timed (without one, ``workers`` processes are started inside the run).
+    ``shape`` is passed to the grid finder as a hint for every image.
 
     Raises:
         UsageError: the folder has no image with a truth table beside it.
@@ -136,7 +142,14 @@ def evaluate(
         for p in images:
             (work / p.name).symlink_to(p.resolve())
         summary = run_batch(
-            work, out, classifier, force=True, workers=workers, pool=pool, progress=False
+            work,
+            out,
+            classifier,
+            force=True,
+            shape=shape,
+            workers=workers,
+            pool=pool,
+            progress=False,
         )
         stems = output_stems(sorted(work.iterdir(), key=lambda q: q.name))
         per: dict[str, list[int]] = {}

@@ -22,7 +22,7 @@ from gridreader.grid import cell_boxes, cell_cuts, cut_cell, find_grid, rectify_
 from gridreader.imageio import load_image
 from gridreader.model import Classifier
 from gridreader.preprocess import prepare_batch_u8, squeeze_gray
-from gridreader.types import Box, CellRead, Grid, TableRead
+from gridreader.types import Box, CellRead, Grid, Shape, TableRead
 
 
 @dataclass(frozen=True)
@@ -69,18 +69,18 @@ class Failed:
     error: str
 
 
-def analyse_image(path: Path, input_size: tuple[int, int]) -> Analysed:
-    """Load an image, find its table and prepare every cell.
+def analyse_image(path: Path, input_size: tuple[int, int], shape: Shape | None = None) -> Analysed:
+    """Load an image, find its table (of ``shape``, if given) and prepare every cell.
 
     Raises:
         ImageLoadError: unreadable image.
-        NoTableError: no table in it.
+        NoTableError: no table in it (or none of ``shape``).
     """
     # A gray picture is carried as one channel from here on: a third of the
     # pixels to turn, cut and send, and the same network inputs.
     image = squeeze_gray(load_image(path))
     try:
-        grid = find_grid(image)
+        grid = find_grid(image, shape=shape)
     except NoTableError as e:
         raise NoTableError(f"{path}: {e}") from e
     rect = rectify_image(image, grid)
@@ -102,10 +102,12 @@ def analyse_image(path: Path, input_size: tuple[int, int]) -> Analysed:
     )
 
 
-def analyse_safely(path: Path, input_size: tuple[int, int]) -> Analysed | Failed:
+def analyse_safely(
+    path: Path, input_size: tuple[int, int], shape: Shape | None = None
+) -> Analysed | Failed:
     """:func:`analyse_image`, with the project's errors turned into a :class:`Failed`."""
     try:
-        return analyse_image(path, input_size)
+        return analyse_image(path, input_size, shape)
     except GridReaderError as e:
         msg = str(e)
         return Failed(path, msg if str(path) in msg else f"{path}: {msg}")
@@ -171,26 +173,28 @@ def iter_analysed(
     input_size: tuple[int, int],
     workers: int = 1,
     pool: WorkerPool | None = None,
+    shape: Shape | None = None,
 ) -> Iterator[Analysed | Failed]:
     """Analyse images in order: in ``pool``'s processes if given, else in
-    ``workers`` processes started here (inline for one).
+    ``workers`` processes started here (inline for one). ``shape`` is the
+    tables' known shape, if any.
 
     Results come back in input order; at most a few images per worker are in
     flight, so memory does not grow with the number of images.
     """
     paths = list(paths)
     if pool is not None and len(paths) > 1:
-        yield from _iter_in_pool(paths, input_size, pool)
+        yield from _iter_in_pool(paths, input_size, pool, shape)
     elif workers <= 1 or len(paths) <= 1:
         for p in paths:
-            yield analyse_safely(p, input_size)
+            yield analyse_safely(p, input_size, shape)
     else:
         with _worker_pool(workers) as own:
-            yield from _iter_in_pool(paths, input_size, own)
+            yield from _iter_in_pool(paths, input_size, own, shape)
 
 
 def _iter_in_pool(
-    paths: list[Path], input_size: tuple[int, int], pool: WorkerPool
+    paths: list[Path], input_size: tuple[int, int], pool: WorkerPool, shape: Shape | None
 ) -> Iterator[Analysed | Failed]:
     # Workers keep going while the main process runs the network and writes:
     # with only a couple of images queued per worker they would sit idle
@@ -198,14 +202,14 @@ def _iter_in_pool(
     ahead = _AHEAD_PER_WORKER * pool.workers
     submit = pool.executor.submit
     futures: deque[Future[Analysed | Failed]] = deque(
-        submit(analyse_safely, p, input_size) for p in paths[:ahead]
+        submit(analyse_safely, p, input_size, shape) for p in paths[:ahead]
     )
     nxt = len(futures)
     try:
         while futures:
             result = futures.popleft().result()
             if nxt < len(paths):
-                futures.append(submit(analyse_safely, paths[nxt], input_size))
+                futures.append(submit(analyse_safely, paths[nxt], input_size, shape))
                 nxt += 1
             yield result
     finally:
@@ -292,13 +296,13 @@ def classify(items: list[Analysed], classifier: Classifier) -> list[TableRead]:
     return out
 
 
-def read_image(path: Path, classifier: Classifier) -> TableRead:
-    """Read one table from one image file.
+def read_image(path: Path, classifier: Classifier, shape: Shape | None = None) -> TableRead:
+    """Read one table (of ``shape``, if given) from one image file.
 
     Raises:
-        GridReaderError: the image is unreadable or holds no table.
+        GridReaderError: the image is unreadable or holds no table (of ``shape``).
     """
-    return classify([analyse_image(path, classifier.input_size)], classifier)[0]
+    return classify([analyse_image(path, classifier.input_size, shape)], classifier)[0]
 
 
 def table_csv(table: TableRead) -> str:

@@ -9,6 +9,28 @@ import numpy as np
 Box = tuple[int, int, int, int]
 """``(x0, y0, x1, y1)`` in input-image pixels, x1/y1 exclusive."""
 
+Shape = tuple[int, int]
+"""``(rows, cols)`` of a table."""
+
+_MAX_SIDE = 10_000
+
+
+def parse_shape(text: str) -> Shape:
+    """``"8x15"`` -> ``(8, 15)``: rows and columns, each from 1 to 10000, two cells at least.
+
+    Raises:
+        ValueError: not of the form ``ROWSxCOLS``, or out of range.
+    """
+    parts = text.strip().lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"expected ROWSxCOLS, e.g. 8x15: {text!r}")
+    rows, cols = int(parts[0]), int(parts[1])
+    if not (1 <= rows <= _MAX_SIDE and 1 <= cols <= _MAX_SIDE) or rows * cols < 2:
+        raise ValueError(
+            f"expected 1 to {_MAX_SIDE} rows and columns, two cells at least: {text!r}"
+        )
+    return rows, cols
+
 
 @dataclass(frozen=True)
 class CellBox:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gridreader.commands.common import add_workers_option, unit_float
+from gridreader.commands.common import add_shape_option, add_workers_option, unit_float
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.9,
         help="cells under this confidence go to OUT/review/ (default 0.9)",
     )
+    add_shape_option(p)
     add_workers_option(p)
     p.set_defaults(func=run)
 
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
             classifier,
             force=args.force,
             review_below=args.review_below,
+            shape=args.shape,
             workers=args.workers,
             pool=pool,
             log=lambda m: print(f"gridreader batch: error: {m}", file=sys.stderr),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gridreader.types import Shape, parse_shape
+
 
 def positive_int(text: str) -> int:
     """An integer of at least 1."""
@@ -44,3 +46,22 @@ def unit_float(text: str) -> float:
     if not 0.0 <= v <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1: {v}")
     return v
+
+
+def shape_hint(text: str) -> Shape:
+    """``ROWSxCOLS``, e.g. ``8x15``."""
+    try:
+        return parse_shape(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_shape_option(p: argparse.ArgumentParser) -> None:
+    """``--shape ROWSxCOLS``: the table's known shape."""
+    p.add_argument(
+        "--shape",
+        type=shape_hint,
+        default=None,
+        metavar="ROWSxCOLS",
+        help="the table has this many rows and columns: find that grid or fail the image",
+    )

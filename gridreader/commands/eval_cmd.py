@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from gridreader.commands.common import add_workers_option
+from gridreader.commands.common import add_shape_option, add_workers_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     add_workers_option(p)
+    add_shape_option(p)
     p.add_argument(
         "--record",
         action="store_true",
@@ -41,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     with start_workers(args.workers) as pool:
         classifier = load_classifier(args.model)
         startup = time.perf_counter() - t0
-        result = evaluate(args.folder, classifier, workers=args.workers, pool=pool)
+        result = evaluate(
+            args.folder, classifier, workers=args.workers, pool=pool, shape=args.shape
+        )
     result = dataclasses.replace(result, startup_seconds=round(startup, 2))
     data = result.to_json()
     print(json.dumps(data) if args.json else format_result(result))

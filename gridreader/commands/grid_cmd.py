@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from gridreader.commands.common import add_shape_option
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("grid", help="find the table in images and report its cells")
@@ -15,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overlay", type=Path, default=None, help="write copies with the cells drawn here"
     )
+    add_shape_option(p)
     p.set_defaults(func=run)
 
 
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.images:
         try:
             image = load_image(path)
-            grid = find_grid(image)
+            grid = find_grid(image, shape=args.shape)
         except GridReaderError as e:
             msg = str(e)
             print(

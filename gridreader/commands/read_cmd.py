@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from gridreader.commands.common import add_shape_option
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("read", help="print the table in one image as CSV")
@@ -13,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model", type=Path, default=None, help="model folder (default: models/DEFAULT)"
     )
+    add_shape_option(p)
     p.set_defaults(func=run)
 
 
@@ -21,5 +24,5 @@ def run(args: argparse.Namespace) -> int:
     from gridreader.pipeline import read_image, table_csv
 
     classifier = load_classifier(args.model)
-    sys.stdout.write(table_csv(read_image(args.image, classifier)))
+    sys.stdout.write(table_csv(read_image(args.image, classifier, shape=args.shape)))
     return 0

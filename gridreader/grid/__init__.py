@@ -30,7 +30,7 @@ from gridreader.grid.separators import (
     trim_outer,
 )
 from gridreader.preprocess import squeeze_gray, to_gray
-from gridreader.types import CellBox, Grid
+from gridreader.types import CellBox, Grid, Shape
 
 __all__ = ["cell_boxes", "cell_cuts", "cut_cell", "cut_cells", "find_grid", "rectify_image"]
 
@@ -43,12 +43,21 @@ _WINDOW_MIN_PX = 500_000
 _WINDOW_MAX_SHARE = 0.6
 
 
-def find_grid(image: np.ndarray) -> Grid:
+def find_grid(image: np.ndarray, *, shape: Shape | None = None) -> Grid:
     """Find the table in an RGB image.
 
+    Args:
+        image: the picture.
+        shape: ``(rows, cols)`` the table is known to have: the best grid of
+            that shape is returned, never another (see :mod:`gridreader.grid.hint`).
+
     Raises:
-        NoTableError: nothing table-like was found.
+        NoTableError: nothing table-like was found, or nothing of ``shape``.
     """
+    if shape is not None:
+        from gridreader.grid.hint import fit_shape
+
+        return fit_shape(squeeze_gray(image), find_grid(image), shape)
     # A gray picture in three equal channels: one is a third of the pixels to
     # resize, turn and compare, and every map comes out the same.
     image = squeeze_gray(image)
