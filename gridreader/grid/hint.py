@@ -263,7 +263,8 @@ def _against_structure(cover: np.ndarray, found: list[float], edges: list[float]
     """Why new ``edges`` go against the table's own ruling ('' when they don't).
 
     A table whose inner edges along this axis are all rules or colour steps
-    has no cell edge without one; and no cell lies beyond a ruled border.
+    has no cell edge without one; added cells keep the table's pitch; and no
+    cell lies beyond a ruled border.
     """
 
     def ruled(x: float) -> bool:
@@ -274,6 +275,10 @@ def _against_structure(cover: np.ndarray, found: list[float], edges: list[float]
     if all_ruled and not all(ruled(x) for x in edges[1:-1]):
         return f"a {name} edge would lie where the table has no rule"
     pitch = float(np.median(np.diff(found)))
+    # More cells in the same span would make them all narrower; an empty row or
+    # column the finder missed keeps the pitch of the others.
+    if len(edges) > len(found) and abs(float(np.median(np.diff(edges))) / pitch - 1) > 0.06:
+        return f"the {name}s would not keep the table's pitch"
     beyond = (edges[0] < found[0] - 0.3 * pitch and ruled(found[0])) or (
         edges[-1] > found[-1] + 0.3 * pitch and ruled(found[-1])
     )
