@@ -500,6 +500,55 @@ return [r.left + window.scrollX, r.top + window.scrollY,
 """
 
 
+def table_cells(driver: WebDriver, selector: str | None) -> dict[str, Any] | None:
+    """The cell boxes of the table in ``selector`` (None: the page), in CSS px of the page.
+
+    The table is the element itself when it is a ``<table>``, else the table
+    inside it with the most ``<td>``. Rows without a ``<td>`` (header rows of
+    ``<th>``) are counted in ``header_rows`` and left out; hidden rows too.
+
+    Returns:
+        ``{"header_rows": n, "header_inside": bool, "rows": [[[x0, y0, x1, y1,
+        colspan, rowspan], ...], ...]}``, or None when there is no table.
+    """
+    with _translate_errors(f"measuring the cells of {selector or 'the page'!r}"):
+        raw = driver.execute_script(_CELLS_JS, selector)
+    return raw if isinstance(raw, dict) else None
+
+
+_CELLS_JS = """
+const sel = arguments[0];
+const root = sel ? document.querySelector(sel) : document.documentElement;
+if (!root) return null;
+const tables = root.tagName === 'TABLE' ? [root] : Array.from(root.querySelectorAll('table'));
+let best = null, most = 0;
+for (const t of tables) {
+  const n = t.querySelectorAll('td').length;
+  if (n > most) { best = t; most = n; }
+}
+if (!best) return null;
+const rows = [];
+let header = 0, inside = false, pending = 0;
+for (const tr of best.rows) {
+  const cells = Array.from(tr.cells);
+  const shown = tr.getBoundingClientRect();
+  if (shown.width === 0 || shown.height === 0) continue;
+  if (!cells.some(c => c.tagName === 'TD')) {
+    header++;
+    if (rows.length) pending++;
+    continue;
+  }
+  if (pending) inside = true;
+  rows.push(cells.map(c => {
+    const b = c.getBoundingClientRect();
+    return [b.left + window.scrollX, b.top + window.scrollY,
+            b.right + window.scrollX, b.bottom + window.scrollY, c.colSpan, c.rowSpan];
+  }));
+}
+return {header_rows: header, header_inside: inside, rows: rows};
+"""
+
+
 def _wait_clickable(driver: WebDriver, selector: str, timeout_s: float) -> WebElement:
     return _wait_for_css(
         driver,

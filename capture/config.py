@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gridreader.errors import ConfigError
+from gridreader.types import Shape, parse_shape
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 DEFAULT_CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -30,7 +31,7 @@ _URL_SCHEMES = ("http://", "https://", "file://")
 
 _TOP_KEYS = frozenset({"browser", "target"})
 _BROWSER_KEYS = frozenset({"window", "scale", "timeout_s", "retries", "chromium", "chromedriver"})
-_TARGET_KEYS = frozenset({"name", "url", "table", "wait_for", "login", "before", "pages"})
+_TARGET_KEYS = frozenset({"name", "url", "table", "wait_for", "login", "before", "pages", "shape"})
 _LOGIN_KEYS = frozenset({"url", "username", "password", "submit", "username_env", "password_env"})
 _PAGES_KEYS = frozenset({"next", "count"})
 STEP_KINDS = ("click", "scroll", "wait_s")
@@ -84,6 +85,8 @@ class TargetConfig:
     Attributes:
         table: the element to capture; None captures the full page.
         wait_for: the selector to wait for; defaults to ``table`` (None: no wait).
+        shape: ``(rows, cols)`` the table is known to have; written into each
+            sidecar, where ``gridreader batch`` takes it as a shape hint.
     """
 
     name: str
@@ -93,6 +96,7 @@ class TargetConfig:
     login: LoginConfig | None = None
     before: tuple[Step, ...] = ()
     pages: PagesConfig | None = None
+    shape: Shape | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +292,9 @@ def _parse_target(raw: Mapping[str, Any], label: str, where: str) -> TargetConfi
     pages = None
     if "pages" in raw:
         pages = _parse_pages(raw["pages"], label, f"{where}.pages")
+    shape = None
+    if "shape" in raw:
+        shape = _parse_shape(raw["shape"], label, f"{where}.shape")
     return TargetConfig(
         name=name,
         url=url,
@@ -296,7 +303,17 @@ def _parse_target(raw: Mapping[str, Any], label: str, where: str) -> TargetConfi
         login=login,
         before=tuple(before),
         pages=pages,
+        shape=shape,
     )
+
+
+def _parse_shape(raw: object, label: str, where: str) -> Shape:
+    if not isinstance(raw, str):
+        raise ConfigError(f'{label}: {where}: expected a "ROWSxCOLS" string, e.g. "8x15"')
+    try:
+        return parse_shape(raw)
+    except ValueError as e:
+        raise ConfigError(f"{label}: {where}: {e}") from e
 
 
 def _parse_login(raw: object, label: str, where: str) -> LoginConfig:

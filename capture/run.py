@@ -209,6 +209,7 @@ def capture_target(
             _wait_content(driver, target, timeout)
             fonts = br.wait_fonts(driver, timeout)
             shot = br.screenshot_element(driver, target.table)
+            cells = br.table_cells(driver, target.table)
             # Remember what this page looks like, to recognise the next one.
             marker = br.mark_content(driver, target.table) if page < count else ""
         except br.BrowserCrashError:
@@ -216,7 +217,7 @@ def capture_target(
         except CaptureError as e:
             raise CaptureError(f"{prefix}{e}") from e
         page_no = page if target.pages is not None else None
-        written.append(write_shot(out, browser, target, stamp, page_no, shot, fonts))
+        written.append(write_shot(out, browser, target, stamp, page_no, shot, fonts, cells))
 
 
 def _turn_page(
@@ -285,8 +286,12 @@ def write_shot(
     page: int | None,
     shot: br.Screenshot,
     fonts: str,
+    cells: dict[str, Any] | None = None,
 ) -> Path:
     """Write the PNG and its ``.json`` sidecar; return the PNG's path.
+
+    ``cells`` (from :func:`capture.browser.table_cells`) become the sidecar's
+    ``cells``: every cell's box in the image's pixels (see :func:`cells_in_image`).
 
     Raises:
         CaptureError: the browser returned something that is not a usable image.
@@ -314,11 +319,66 @@ def write_shot(
         "box": list(shot.box),
         "image_size": [width, height],
         "fonts": fonts,
+        "shape": list(target.shape) if target.shape else None,
+        "cells": cells_in_image(cells, shot.box, browser.scale, stem),
     }
     png_path = out / f"{stem}.png"
     write_atomic(png_path, shot.png)
     write_atomic(out / f"{stem}.json", json.dumps(sidecar, indent=2) + "\n")
     return png_path
+
+
+def cells_in_image(
+    cells: dict[str, Any] | None, box: br.Box, scale: float, stem: str = ""
+) -> dict[str, Any] | None:
+    """The table's cells in screenshot pixels, for the sidecar; None when the
+    page's table is not one rectangle of cells.
+
+    The page's boxes (CSS px of the document) are moved to the screenshot's
+    origin and multiplied by the device pixel ratio. Header rows (``<th>``
+    only) are left out, as the grid finder leaves header text out; a table
+    with spanning cells, uneven rows, or header rows between its data rows is
+    not recorded (``batch`` then searches the picture as usual).
+
+    Returns:
+        ``{"rows": R, "cols": C, "header_rows": H, "boxes": [[[x0, y0, x1,
+        y1], ...] * C] * R}``, floats in image pixels, x1/y1 exclusive.
+    """
+    if not cells or not cells.get("rows"):
+        return None
+    rows = cells["rows"]
+    cols = len(rows[0])
+    why = ""
+    if cells.get("header_inside"):
+        why = "header rows between its data rows"
+    elif any(len(r) != cols for r in rows):
+        why = "rows of different lengths"
+    elif any(c[4] != 1 or c[5] != 1 for r in rows for c in r):
+        why = "cells spanning rows or columns"
+    elif len(rows) * cols < 2:
+        why = "fewer than two cells"
+    if why:
+        log.info("%s: cell boxes not recorded (the table has %s)", stem, why)
+        return None
+    x0, y0 = box[0], box[1]
+    boxes = [
+        [
+            [
+                round((c[0] - x0) * scale, 2),
+                round((c[1] - y0) * scale, 2),
+                round((c[2] - x0) * scale, 2),
+                round((c[3] - y0) * scale, 2),
+            ]
+            for c in r
+        ]
+        for r in rows
+    ]
+    return {
+        "rows": len(rows),
+        "cols": cols,
+        "header_rows": int(cells.get("header_rows", 0)),
+        "boxes": boxes,
+    }
 
 
 def append_report(out: Path, result: TargetResult) -> None:

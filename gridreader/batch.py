@@ -29,6 +29,7 @@ from gridreader.pipeline import (
     iter_analysed,
     table_csv,
 )
+from gridreader.sidecar import sidecar_path
 from gridreader.types import Shape, TableRead
 
 REPORT = "report.jsonl"
@@ -83,7 +84,7 @@ def _source_stamp(
     image: Path, classifier: Classifier, shape: Shape | None = None
 ) -> dict[str, Any]:
     """What an output was made from: the image's size and mtime, the model,
-    and the shape hint."""
+    the shape hint, and the capture sidecar beside the image."""
     st = image.stat()
     model = (classifier.path / MODEL_FILE).stat()
     stamp: dict[str, Any] = {
@@ -94,6 +95,8 @@ def _source_stamp(
     }
     if shape is not None:
         stamp["shape"] = list(shape)
+    with contextlib.suppress(OSError):
+        stamp["sidecar_mtime_ns"] = sidecar_path(image).stat().st_mtime_ns
     return stamp
 
 
@@ -125,6 +128,7 @@ def run_batch(
     batch_cells: int = 512,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> BatchSummary:
     """Read every image in ``input_dir`` into ``out_dir``.
 
@@ -134,7 +138,9 @@ def run_batch(
     enough that the last images do not wait long), and each image's outputs
     are written as soon as it is read. Memory does not grow with the number
     of images. With ``shape``, every table is found with that shape or its
-    image fails.
+    image fails. A capture sidecar (``STEM.json``) made for an image gives its
+    grid, or its shape hint when there is no ``shape``; ``warn`` gets a line
+    for each sidecar ignored.
 
     Raises:
         UsageError: missing input folder.
@@ -160,11 +166,14 @@ def run_batch(
         # disable=None: a bar on a terminal, silence in logs and tests.
         bar = tqdm(total=len(todo), unit="img", disable=None if progress is None else not progress)
         for item, table in _stream(
-            iter_analysed(todo, classifier.input_size, workers, pool, shape),
+            iter_analysed(todo, classifier.input_size, workers, pool, shape, sidecar=True),
             classifier,
             batch_cells,
         ):
             stem = stems[item.path]
+            for w in item.warnings:
+                if warn:
+                    warn(w)
             if isinstance(item, Failed):
                 record = _record(item.path, "error", item.error, None, classifier.name)
                 counts["failed"] += 1

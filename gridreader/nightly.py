@@ -363,6 +363,7 @@ def _run_locked(
         workers=workers,
         progress=False,
         log=lambda m: log.warning("table failed: %s", m),
+        warn=lambda m: log.warning("%s", m),
     )
     batch_s = time.monotonic() - t_batch
     log.info(

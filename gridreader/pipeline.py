@@ -22,6 +22,7 @@ from gridreader.grid import cell_boxes, cell_cuts, cut_cell, find_grid, rectify_
 from gridreader.imageio import load_image
 from gridreader.model import Classifier
 from gridreader.preprocess import prepare_batch_u8, squeeze_gray
+from gridreader.sidecar import PageHints, read_page_hints
 from gridreader.types import Box, CellRead, Grid, Shape, TableRead
 
 
@@ -40,6 +41,7 @@ class Analysed:
             between processes once, not once per crop and again per row.
         row_cuts: row edges as pixel indices into ``table``.
         col_cuts: column edges as pixel indices into ``table``.
+        warnings: one-line messages about the image's sidecar (ignored).
     """
 
     path: Path
@@ -49,6 +51,7 @@ class Analysed:
     table: np.ndarray = field(repr=False)
     row_cuts: tuple[int, ...] = field(repr=False)
     col_cuts: tuple[int, ...] = field(repr=False)
+    warnings: tuple[str, ...] = ()
 
     def crop(self, k: int) -> np.ndarray:
         """Cell ``k`` (row-major) exactly as it was cut for the classifier."""
@@ -63,24 +66,50 @@ class Analysed:
 
 @dataclass(frozen=True)
 class Failed:
-    """An image that could not be analysed, with a one-line reason."""
+    """An image that could not be analysed, with a one-line reason.
+
+    Attributes:
+        warnings: one-line messages about the image's sidecar (ignored).
+    """
 
     path: Path
     error: str
+    warnings: tuple[str, ...] = ()
 
 
-def analyse_image(path: Path, input_size: tuple[int, int], shape: Shape | None = None) -> Analysed:
+def analyse_image(
+    path: Path, input_size: tuple[int, int], shape: Shape | None = None, sidecar: bool = False
+) -> Analysed:
     """Load an image, find its table (of ``shape``, if given) and prepare every cell.
+
+    With ``sidecar``, a capture sidecar beside the image that was made for it
+    gives the grid (the page's own cell boxes) or the shape hint; see
+    :mod:`gridreader.sidecar`.
 
     Raises:
         ImageLoadError: unreadable image.
         NoTableError: no table in it (or none of ``shape``).
     """
+    image = _load(path)
+    return _analyse_loaded(path, image, _hints(path, image, shape, sidecar), input_size)
+
+
+def _load(path: Path) -> np.ndarray:
     # A gray picture is carried as one channel from here on: a third of the
     # pixels to turn, cut and send, and the same network inputs.
-    image = squeeze_gray(load_image(path))
+    return squeeze_gray(load_image(path))
+
+
+def _hints(path: Path, image: np.ndarray, shape: Shape | None, sidecar: bool) -> PageHints:
+    size = (image.shape[1], image.shape[0])
+    return read_page_hints(path, size, shape) if sidecar else PageHints(None, shape)
+
+
+def _analyse_loaded(
+    path: Path, image: np.ndarray, hints: PageHints, input_size: tuple[int, int]
+) -> Analysed:
     try:
-        grid = find_grid(image, shape=shape)
+        grid = hints.grid or find_grid(image, shape=hints.shape)
     except NoTableError as e:
         raise NoTableError(f"{path}: {e}") from e
     rect = rectify_image(image, grid)
@@ -99,20 +128,25 @@ def analyse_image(path: Path, input_size: tuple[int, int], shape: Shape | None =
         table,
         tuple(y - y0 for y in ys),
         tuple(x - x0 for x in xs),
+        hints.warnings,
     )
 
 
 def analyse_safely(
-    path: Path, input_size: tuple[int, int], shape: Shape | None = None
+    path: Path, input_size: tuple[int, int], shape: Shape | None = None, sidecar: bool = False
 ) -> Analysed | Failed:
     """:func:`analyse_image`, with the project's errors turned into a :class:`Failed`."""
+    warnings: tuple[str, ...] = ()
     try:
-        return analyse_image(path, input_size, shape)
+        image = _load(path)
+        hints = _hints(path, image, shape, sidecar)
+        warnings = hints.warnings
+        return _analyse_loaded(path, image, hints, input_size)
     except GridReaderError as e:
         msg = str(e)
-        return Failed(path, msg if str(path) in msg else f"{path}: {msg}")
+        return Failed(path, msg if str(path) in msg else f"{path}: {msg}", warnings)
     except MemoryError:
-        return Failed(path, f"{path}: out of memory while reading the image")
+        return Failed(path, f"{path}: out of memory while reading the image", warnings)
 
 
 _AHEAD_PER_WORKER = 8
@@ -174,27 +208,32 @@ def iter_analysed(
     workers: int = 1,
     pool: WorkerPool | None = None,
     shape: Shape | None = None,
+    sidecar: bool = False,
 ) -> Iterator[Analysed | Failed]:
     """Analyse images in order: in ``pool``'s processes if given, else in
     ``workers`` processes started here (inline for one). ``shape`` is the
-    tables' known shape, if any.
+    tables' known shape, if any; ``sidecar``: use capture sidecars.
 
     Results come back in input order; at most a few images per worker are in
     flight, so memory does not grow with the number of images.
     """
     paths = list(paths)
     if pool is not None and len(paths) > 1:
-        yield from _iter_in_pool(paths, input_size, pool, shape)
+        yield from _iter_in_pool(paths, input_size, pool, shape, sidecar)
     elif workers <= 1 or len(paths) <= 1:
         for p in paths:
-            yield analyse_safely(p, input_size, shape)
+            yield analyse_safely(p, input_size, shape, sidecar)
     else:
         with _worker_pool(workers) as own:
-            yield from _iter_in_pool(paths, input_size, own, shape)
+            yield from _iter_in_pool(paths, input_size, own, shape, sidecar)
 
 
 def _iter_in_pool(
-    paths: list[Path], input_size: tuple[int, int], pool: WorkerPool, shape: Shape | None
+    paths: list[Path],
+    input_size: tuple[int, int],
+    pool: WorkerPool,
+    shape: Shape | None,
+    sidecar: bool,
 ) -> Iterator[Analysed | Failed]:
     # Workers keep going while the main process runs the network and writes:
     # with only a couple of images queued per worker they would sit idle
@@ -202,14 +241,14 @@ def _iter_in_pool(
     ahead = _AHEAD_PER_WORKER * pool.workers
     submit = pool.executor.submit
     futures: deque[Future[Analysed | Failed]] = deque(
-        submit(analyse_safely, p, input_size, shape) for p in paths[:ahead]
+        submit(analyse_safely, p, input_size, shape, sidecar) for p in paths[:ahead]
     )
     nxt = len(futures)
     try:
         while futures:
             result = futures.popleft().result()
             if nxt < len(paths):
-                futures.append(submit(analyse_safely, paths[nxt], input_size, shape))
+                futures.append(submit(analyse_safely, paths[nxt], input_size, shape, sidecar))
                 nxt += 1
             yield result
     finally:

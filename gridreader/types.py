@@ -55,7 +55,8 @@ class Grid:
         col_edges: ``cols + 1`` increasing x positions in the rectified frame.
         to_image: 3x3 homography, rectified frame -> input image.
         rectified_size: ``(width, height)`` of the rectified frame.
-        style: how the table was found: ``structured`` (rules, fills) or ``text``.
+        style: how the table was found: ``structured`` (rules, fills), ``text``,
+            or ``page`` (the cell boxes a capture recorded from the page).
     """
 
     row_edges: tuple[float, ...]

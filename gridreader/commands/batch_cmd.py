@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             pool=pool,
             log=lambda m: print(f"gridreader batch: error: {m}", file=sys.stderr),
+            warn=lambda m: print(f"gridreader batch: warning: {m}", file=sys.stderr),
         )
     print(
         f"{s.images} images: {s.ok} read, {s.failed} failed, {s.skipped} up to date; "
