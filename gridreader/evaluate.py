@@ -2,7 +2,7 @@
 
 Runs the real main job (image files to CSVs, review queue included) over a
 folder with truth tables, then scores the CSVs the way
-``shared/bench/score.py`` does and times the run.
+``data/bench/score.py`` does and times the run.
 """
 
 from __future__ import annotations
