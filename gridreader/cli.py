@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from gridreader import __version__
 from gridreader.errors import GridReaderError, UsageError
+from gridreader.quiet import VERBOSE_ENV, configure_output
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
@@ -52,12 +53,28 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    _add_verbose(parser, top=True)
     return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    # Accepted before or after the verb; a verb's own default must not
+    # overwrite a ``--verbose`` given before it, hence SUPPRESS below the top.
+    if "--verbose" not in parser._option_string_actions:
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            default=False if top else argparse.SUPPRESS,
+            help="also show third-party log lines (TensorFlow, LiteRT) on stderr",
+        )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _add_verbose(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb and return its exit code."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     argv = list(argv) if argv is not None else sys.argv[1:]
     try:
@@ -65,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
     args.argv = argv  # model cards record the exact command
+    previous = os.environ.get(VERBOSE_ENV)
+    configure_output(bool(getattr(args, "verbose", False)))
     try:
         return int(args.func(args))
     except UsageError as e:
@@ -76,6 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"gridreader {args.verb}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        # Callers running several verbs in one process (the tests) start afresh.
+        if previous is None:
+            os.environ.pop(VERBOSE_ENV, None)
+        else:
+            os.environ[VERBOSE_ENV] = previous
 
 
 def entry() -> None:

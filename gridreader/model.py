@@ -21,6 +21,7 @@ from gridreader.classes import class_value
 from gridreader.errors import ModelError
 from gridreader.imageio import atomic_path, write_atomic
 from gridreader.preprocess import dequantise
+from gridreader.quiet import quiet_native_logs
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
@@ -32,7 +33,9 @@ PREDICT_BATCH = 256
 
 def _keras() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    # Loading TensorFlow logs from C++ (absl, oneDNN) whatever the level says.
+    with quiet_native_logs():
+        import keras
 
     return keras
 
@@ -161,6 +164,7 @@ def read_card(model_dir: Path) -> dict[str, Any]:
     return card
 
 
+@quiet_native_logs()
 def load_classifier(model: str | os.PathLike[str] | None = None) -> Classifier:
     """Load a model folder (or the default one).
 

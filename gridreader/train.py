@@ -19,6 +19,8 @@ from gridreader.classes import label_to_index
 from gridreader.errors import DataError, ModelError
 from gridreader.imageio import IMAGE_SUFFIXES, load_image
 from gridreader.model import (
+    DEFAULT_POINTER,
+    MODELS_DIR,
     _keras,
     build_model,
     load_classifier,
@@ -274,7 +276,38 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
     }
     save_model(network, out, card)
     log(f"saved {out} (synthetic validation accuracy {val_acc:.4f})")
+    for line in default_model_lines(out, made_default=False):
+        log(line)
     return TrainResult(out, losses, metrics, made_default=False)
+
+
+def default_model_lines(
+    out: Path, made_default: bool, project_models: Path = MODELS_DIR
+) -> list[str]:
+    """What a training run says about the default model after saving ``out``.
+
+    The default is the ``DEFAULT`` file of the folder holding ``out``: the
+    lines name that folder (absolute), and say when it is not the project's
+    ``models/``, whose default the verbs use without ``--model``.
+    """
+    folder = out.parent.absolute()
+    pointer = folder / DEFAULT_POINTER
+    if made_default:
+        lines = [f"{out.name} is now the default model in {folder} ({pointer} names it)"]
+        if folder.resolve() != project_models.resolve():
+            lines.append(
+                f"note: {folder} is not the project's models folder; verbs run without "
+                f"--model still use the default in {project_models}"
+            )
+        return lines
+    try:
+        current = pointer.read_text(encoding="utf-8").strip() or "none set"
+    except OSError:
+        current = "none set"
+    return [
+        f"the default model in {folder} is unchanged ({current}); use {out.name} with "
+        f"--model {out}, or make it the default by writing its name into {pointer}"
+    ]
 
 
 # -- labelled data for fine-tuning -------------------------------------------------
@@ -441,18 +474,17 @@ def finetune(
     save_model(network, out, card)
     if better:
         set_default(out)
-        log(f"{out.name} is now the default model")
     else:
-        log(
-            f"{out.name} is not better on the held-out labels ({after:.4f} < {before:.4f}); "
-            "the default model is unchanged"
-        )
+        log(f"{out.name} is not better on the held-out labels ({after:.4f} < {before:.4f})")
+    for line in default_model_lines(out, made_default=better):
+        log(line)
     return TrainResult(out, losses, card["finetune"], made_default=better)
 
 
 __all__ = [
     "PretrainConfig",
     "TrainResult",
+    "default_model_lines",
     "finetune",
     "load_labelled",
     "make_synthetic",

@@ -39,9 +39,7 @@ def _iou(a: list[int] | tuple[int, ...], b: list[int] | tuple[int, ...]) -> floa
 def subset(folder: str) -> list[Path]:
     d = BENCH / folder
     if not d.is_dir():
-        pytest.fail(
-            f"{d} is missing: the dev bench ships with the project (data/bench/dev)"
-        )
+        pytest.fail(f"{d} is missing: the dev bench ships with the project (data/bench/dev)")
     step = SUBSETS[folder][0]
     images = sorted(p for p in d.iterdir() if p.is_file() and is_image_path(p))
     return images[::step]

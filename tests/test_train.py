@@ -13,6 +13,7 @@ import pytest
 
 from gridreader.cli import main
 from gridreader.model import CARD_FILE, MODEL_FILE, load_classifier
+from gridreader.train import default_model_lines
 
 # The label set: a few classes of the 0-36 model, drawn in two Hershey faces.
 LABELS = ("3", "7", "12", "25", "36", "empty")
@@ -198,10 +199,13 @@ def finetune(base: Path, labels: Path, out: Path, *extra: str) -> int:
     )
 
 
-def test_finetune_from_class_folders(tiny_model: Path, labels_dir: Path, tmp_path: Path) -> None:
+def test_finetune_from_class_folders(
+    tiny_model: Path, labels_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = digest(tiny_model)
     out = tmp_path / "m2"
     assert finetune(tiny_model, labels_dir, out) == 0
+    said = capsys.readouterr().out
     assert digest(tiny_model) == before, "the base model was modified"
     assert sorted(p.name for p in out.iterdir()) == [CARD_FILE, MODEL_FILE]
     card = json.loads((out / CARD_FILE).read_text())
@@ -216,11 +220,15 @@ def test_finetune_from_class_folders(tiny_model: Path, labels_dir: Path, tmp_pat
     for key in ("heldout_accuracy_before", "heldout_accuracy_after"):
         assert 0.0 <= ft[key] <= 1.0
     # The new model becomes the default beside it only if it is no worse.
+    # The message names the folder whose default changed, not the project's models/.
     pointer = out.parent / "DEFAULT"
     if ft["heldout_accuracy_after"] >= ft["heldout_accuracy_before"]:
         assert pointer.read_text().strip() == "m2"
+        assert f"m2 is now the default model in {tmp_path} ({pointer} names it)" in said
+        assert "is not the project's models folder; verbs run without --model" in said
     else:
         assert not pointer.exists()
+        assert f"the default model in {tmp_path} is unchanged (none set)" in said
     assert load_classifier(out).classes == load_classifier(tiny_model).classes
 
 
@@ -274,7 +282,7 @@ def test_finetune_on_real_cell_sized_crops(tiny_model: Path, tmp_path: Path) -> 
 
 
 def test_continued_pretraining_starts_from_the_given_model(
-    tiny_model: Path, mnist_path: Path, tmp_path: Path
+    tiny_model: Path, mnist_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--init-from continues from a model's weights: the first epoch starts
     where the base model left off, far below a fresh model's first loss."""
@@ -283,6 +291,9 @@ def test_continued_pretraining_starts_from_the_given_model(
     args += ["--val-samples", "100", "--epochs", "1", "--workers", "1"]
     args += ["--init-from", str(tiny_model), "--small-text-share", "0.5", "--learning-rate", "2e-4"]
     assert main(args) == 0
+    # Pretraining never changes a default; it says so, naming the folder.
+    assert f"the default model in {tmp_path} is unchanged (none set)" in capsys.readouterr().out
+    assert not (tmp_path / "DEFAULT").exists()
     base = json.loads((tiny_model / "card.json").read_text())
     card = json.loads((out / "card.json").read_text())
     assert card["data"]["initialised_from"] == str(tiny_model)
@@ -327,3 +338,39 @@ def test_finetune_without_any_mnist_warns_and_uses_labels_alone(
     said = capsys.readouterr().out
     assert "warning: no replayed synthetic cells" in said and "labels alone" in said
     assert json.loads((out / CARD_FILE).read_text())["finetune"]["replayed_synthetic_cells"] == 0
+
+
+# --- what a run says about the default model ---------------------------------------------
+
+
+def test_default_model_lines_name_the_folder_whose_default_changed(tmp_path: Path) -> None:
+    project = tmp_path / "project" / "models"
+    project.mkdir(parents=True)
+    (project / "DEFAULT").write_text("v6\n")
+    elsewhere = tmp_path / "elsewhere"
+
+    # Promoted in the project's own folder: one line, absolute folder and pointer.
+    lines = default_model_lines(project / "v7", made_default=True, project_models=project)
+    assert lines == [f"v7 is now the default model in {project} ({project / 'DEFAULT'} names it)"]
+
+    # Promoted in another folder: the line says which, and that the verbs still use models/.
+    lines = default_model_lines(elsewhere / "v7", made_default=True, project_models=project)
+    assert lines[0].startswith(f"v7 is now the default model in {elsewhere} ")
+    assert len(lines) == 2 and f"still use the default in {project}" in lines[1]
+
+    # Not promoted: the folder's default stays, and it is named.
+    lines = default_model_lines(project / "v8", made_default=False, project_models=project)
+    assert len(lines) == 1 and f"the default model in {project} is unchanged (v6)" in lines[0]
+    assert f"--model {project / 'v8'}" in lines[0]
+    lines = default_model_lines(elsewhere / "v8", made_default=False, project_models=project)
+    assert f"the default model in {elsewhere} is unchanged (none set)" in lines[0]
+
+
+def test_default_model_lines_given_a_relative_folder_say_where_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    lines = default_model_lines(Path("m9"), made_default=True, project_models=tmp_path / "models")
+    assert (
+        lines[0] == f"m9 is now the default model in {tmp_path} ({tmp_path / 'DEFAULT'} names it)"
+    )
