@@ -29,6 +29,7 @@ from gridreader.pipeline import (
     iter_analysed,
     table_csv,
 )
+from gridreader.report_html import needs_review, write_report_page, write_thumbnail
 from gridreader.sidecar import sidecar_path
 from gridreader.types import Shape, TableRead
 
@@ -186,6 +187,7 @@ def run_batch(
                     out_dir / REVIEW, stem, item, table, review_below, classifier
                 )
                 write_atomic(out_dir / f"{stem}.csv", table_csv(table))
+                write_thumbnail(out_dir, stem, item.table, item.row_cuts, item.col_cuts)
                 record = _record(item.path, "ok", None, table, classifier.name)
                 counts["ok"] += 1
                 counts["cells"] += len(table.cells)
@@ -207,6 +209,7 @@ def run_batch(
             _rewrite_report(out_dir, images, stems)
         raise
     _rewrite_report(out_dir, images, stems)
+    write_report_page(out_dir, review_below, stems)
     return BatchSummary(
         images=len(images),
         ok=counts["ok"],
@@ -294,8 +297,8 @@ def _write_review(
 ) -> int:
     for old in review_dir.glob(f"{stem}.r*"):
         old.unlink(missing_ok=True)
-    # ``below`` = 1 sends every cell (a confidence of exactly 1.0 included).
-    low = [c for c in table.cells if c.confidence < below or below >= 1.0]
+    # The same rule marks the cells on report.html.
+    low = [c for c in table.cells if needs_review(c.confidence, below)]
     strips_written: set[int] = set()
     for c in low:
         k = c.row * table.cols + c.col

@@ -36,6 +36,7 @@ from capture.run import TargetResult, capture_targets, redact_secrets
 from gridreader.batch import REVIEW, STATE, list_images, output_stems, run_batch
 from gridreader.errors import ConfigError, GridReaderError, LockedError, OutputError
 from gridreader.imageio import remove_file, write_atomic
+from gridreader.report_html import REPORT_PAGE
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,8 @@ class NightlySummary:
     durations: Mapping[str, float] = field(default_factory=dict)
     started: str = ""
     finished: str = ""
+    report: str = ""
+    """The day's ``tables/report.html`` (absolute)."""
 
     @property
     def exit_code(self) -> int:
@@ -165,6 +168,7 @@ class NightlySummary:
             "durations_s": {k: round(v, 3) for k, v in self.durations.items()},
             "started": self.started,
             "finished": self.finished,
+            "report": self.report,
         }
 
 
@@ -392,6 +396,7 @@ def _run_locked(
         },
         started=started,
         finished=_iso_now(),
+        report=str((paths.tables / REPORT_PAGE).absolute()),
     )
     write_atomic(paths.day / SUMMARY_JSON, json.dumps(summary.to_dict(), indent=2) + "\n")
     write_atomic(paths.day / SUMMARY_TXT, format_summary(summary))
@@ -598,6 +603,8 @@ def format_summary(s: NightlySummary) -> str:
         f"time: capture {dur['capture']:.1f} s, batch {dur['batch']:.1f} s, "
         f"total {dur['total']:.1f} s"
     )
+    if s.report:
+        lines.append(f"report: {s.report}")
     return "\n".join(lines) + "\n"
 
 

@@ -212,7 +212,13 @@ def test_non_image_files_are_ignored(first_run: Run) -> None:
     names = sorted(p.name for p in first_run.out_dir.iterdir())
     csvs = [n for n in names if n.endswith(".csv")]
     assert len(csvs) == 6
-    assert sorted(set(names) - set(csvs)) == [".gridreader", "report.jsonl", "review"]
+    assert sorted(set(names) - set(csvs)) == [
+        ".gridreader",
+        "report",
+        "report.html",
+        "report.jsonl",
+        "review",
+    ]
     images = [Path(r["image"]).name for r in report(first_run.out_dir)]
     assert "notes.txt" not in images and "nested.png" not in images
 

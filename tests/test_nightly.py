@@ -215,6 +215,28 @@ def test_redoing_a_target_removes_its_old_shots_and_their_tables(tmp_path: Path)
     ]
 
 
+def test_the_summary_points_to_the_days_report_page(tmp_path: Path) -> None:
+    page = tmp_path / DAY / "tables" / "report.html"
+    stats = nightly.TableStats(
+        read=1, failed=0, errors=(), cells=4, review=1, confidence_mean=0.9, confidence_min=0.5
+    )
+    summary = nightly.NightlySummary(
+        date=DAY,
+        config="nightly.toml",
+        root=str(tmp_path),
+        model="m",
+        review_below=0.9,
+        targets=(),
+        tables=stats,
+        images_read_now=1,
+        images_up_to_date=0,
+        durations={"capture": 1.0, "batch": 1.0, "total": 2.0},
+        report=str(page),
+    )
+    assert nightly.format_summary(summary).splitlines()[-1] == f"report: {page}"
+    assert summary.to_dict()["report"] == str(page)
+
+
 def test_temp_files_of_a_killed_run_are_swept(tmp_path: Path) -> None:
     touch(tmp_path / "tables" / "review", ".a.png.x1y2.tmp", "a.png")
     touch(tmp_path / "screens", ".b.png.k3.tmp", "keep.tmp")
@@ -349,6 +371,10 @@ password_env = "NIGHTLY_TEST_PASSWORD"
     assert "  failed missing: selector '#no-such-table' did not appear within 3s" in text
     assert f"cells: {summary['cells']}, {summary['review']} sent to review" in text
     assert "time: capture" in text and len(text.splitlines()) <= 12
+    # It points to the day's report page, which lists every screenshot read.
+    page = day / "tables" / "report.html"
+    assert text.endswith(f"\nreport: {page}\n") and summary["report"] == str(page)
+    assert page.read_text(encoding="utf-8").count("<article ") == 2
     log_lines = (day / "nightly.log").read_text().splitlines()
     assert all(TIMESTAMPED_LINE.match(line) for line in log_lines), log_lines
     assert any("capture: missing: failed: selector" in line for line in log_lines)
