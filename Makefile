@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/gridreader batch data/samples --out out/demo
-	@echo "CSVs in out/demo/, per-cell confidences in out/demo/report.jsonl, uncertain cells in out/demo/review/"
+	@echo "CSVs in out/demo/, per-cell confidences in out/demo/report.jsonl, uncertain cells in out/demo/review/, all of it on one page: out/demo/report.html"
 	@echo "Scored against the pages' own numbers (data/samples/*.csv):"
 	$(BIN)/gridreader eval data/samples
 
