@@ -103,9 +103,13 @@ def test_a_rerun_that_reads_nothing_writes_the_same_page(run: Run) -> None:
     before = (run.out / "report.html").read_bytes()
     images = Path(run.records[0]["image"]).parent
     (run.out / "report.html").unlink()
+    # As if read by a version without thumbnails: made again from the image file.
+    thumb = run.out / "report" / "thumbs" / "t3-dark.jpg"
+    thumb.unlink()
     assert batch(images, run.out, "--review-below", f"{run.below}") == 1
     # Every good image was skipped as up to date, and still is on the page.
     assert (run.out / "report.html").read_bytes() == before
+    assert thumb.stat().st_size > 1000
 
 
 def test_the_review_queue_and_the_page_share_one_rule(run: Run) -> None:
