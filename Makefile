@@ -19,7 +19,7 @@ MODEL4 ?= models/gridreader-v4
 MODEL5 ?= models/gridreader-v5
 MODEL6 ?= models/gridreader-v6
 
-.PHONY: demo test lint typecheck pytest sysdeps-test sysdeps-fonts model samples bench clean
+.PHONY: demo test lint typecheck pytest sysdeps-test sysdeps-fonts model samples bench devset-photos clean
 
 $(STAMP): pyproject.toml
 	@# Debian ships venv support separately (python3-venv); install it if missing.
@@ -91,6 +91,14 @@ bench: $(STAMP)
 	ln -s $(abspath data/bench/dev)/*/* out/dev-all/
 	$(BIN)/gridreader eval out/dev-all --workers 1
 	$(BIN)/gridreader eval out/dev-all
+
+# Regenerates the photo part of the development set (60 phone photos of printed grids,
+# six families, three of them held out; see data/devset/photos/README.md).
+devset-photos: $(STAMP) sysdeps-fonts
+	rm -rf data/devset/photos.new
+	$(BIN)/python -m gridreader.synth.photos data/devset/photos.new --per-family 10 --mnist $(MNIST)
+	cp data/devset/photos/README.md data/devset/photos.new/ 2>/dev/null || true
+	rm -rf data/devset/photos && mv data/devset/photos.new data/devset/photos
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

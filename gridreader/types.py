@@ -42,6 +42,22 @@ class CellBox:
 
 
 @dataclass(frozen=True)
+class PageBend:
+    """The sag of a photographed page, in a grid's rectified frame.
+
+    The outline's sides, straight at ``box``, are parabolas on the page:
+    ``top``/``bottom`` give the y offset as a function of x, ``left``/``right``
+    the x offset as a function of y (``numpy.polyval`` coefficients).
+    """
+
+    box: tuple[float, float, float, float]
+    top: tuple[float, float, float]
+    bottom: tuple[float, float, float]
+    left: tuple[float, float, float]
+    right: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
 class Grid:
     """A table found in an image.
 
@@ -57,6 +73,8 @@ class Grid:
         rectified_size: ``(width, height)`` of the rectified frame.
         style: how the table was found: ``structured`` (rules, fills), ``text``,
             or ``page`` (the cell boxes a capture recorded from the page).
+        bend: a photographed page's sag, applied in the rectified frame before
+            ``to_image`` (``None`` for flat pictures).
     """
 
     row_edges: tuple[float, ...]
@@ -64,6 +82,7 @@ class Grid:
     to_image: np.ndarray = field(repr=False, compare=False)
     rectified_size: tuple[int, int]
     style: str = "structured"
+    bend: PageBend | None = None
 
     @property
     def rows(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -17,8 +18,15 @@ from gridreader.errors import NoTableError
 from gridreader.grid.ink import InkMaps, edge_map, measure_ink, text_height
 from gridreader.grid.locate import Region, locate_structure, locate_text_block
 from gridreader.grid.rectify import (
+    cell_pitch,
     estimate_skew,
+    find_outline,
+    frame_to_image,
+    needs_homography,
+    outline_transform,
     rotation_homography,
+    turn_would_do,
+    warp_bent,
     warp_to_rectified,
 )
 from gridreader.grid.separators import (
@@ -74,6 +82,11 @@ def find_grid(image: np.ndarray, *, shape: Shape | None = None) -> Grid:
     # The angle does not depend on scale: measure it once, on the probe (shrunk
     # further for big handwriting, whose strokes would pass for rules).
     angle = estimate_skew(_resize(small_gray, factor / probe) if factor < probe else small_gray)
+    # A ruled grid whose outline is no upright rectangle is photographed:
+    # perspective and page sag are undone from its outline before the search.
+    photo = _find_in_photo(image, small_gray, probe)
+    if photo is not None:
+        return photo
     if angle == 0.0:
         window = _probe_window(small, small_gray, small_edges, text_h * probe, (h, w), factor)
         if window is not None:
@@ -83,6 +96,54 @@ def find_grid(image: np.ndarray, *, shape: Shape | None = None) -> Grid:
     # The probe's measures carry over when the page is analysed as it is.
     same = probe == 1.0 and factor == 1.0 and angle == 0.0
     return _find_in_page(image, factor, angle, (text_h, small_edges) if same else None)
+
+
+def _find_in_photo(image: np.ndarray, small_gray: np.ndarray, probe: float) -> Grid | None:
+    """The grid of a photographed page, searched in the frame its outline makes
+    upright.
+
+    ``None`` when there is no outline, when it is upright or merely turned
+    (the rotation search handles that), or when nothing is found in that
+    frame. A grid that does not fill the outline it was found in is left to
+    the rotation search too, where a turn can straighten the picture.
+    """
+    outline = find_outline(small_gray, probe)
+    if outline is None:
+        return None
+    rect_t = outline_transform(outline)
+    bend = rect_t.bend
+    if not needs_homography(outline, bend):
+        return None
+    frame = Grid((0.0, 1.0), (0.0, 1.0), np.linalg.inv(rect_t.to_rect), rect_t.size, bend=bend)
+    rect = (
+        warp_bent(image, frame)
+        if bend is not None
+        else warp_to_rectified(image, rect_t.to_rect, rect_t.size)
+    )
+    rect_small = _resize(rect, min(1.0, _PROBE_SIDE / max(rect.shape[:2])))
+    text_h = text_height(edge_map(to_gray(rect_small))) * rect.shape[1] / rect_small.shape[1]
+    # The outline's cells vouch for the text size: a measure far from the
+    # cell pitch (rules broken into glyph-sized pieces, noise) is replaced.
+    pitch = cell_pitch(outline)
+    if not 0.15 * pitch <= text_h <= 0.9 * pitch:
+        text_h = 0.45 * pitch
+    factor = _zoom_for(text_h, rect.shape)
+    edges = edge_map(to_gray(_resize(rect, factor)))
+    try:
+        found = _find_in_page(rect, factor, 0.0, (text_h * factor, edges))
+    except NoTableError:
+        return None
+    x0, y0, x1, y1 = rect_t.box
+    reach = 0.5 * pitch
+    fills = (
+        found.col_edges[0] <= x0 + reach
+        and found.col_edges[-1] >= x1 - reach
+        and found.row_edges[0] <= y0 + reach
+        and found.row_edges[-1] >= y1 - reach
+    )
+    if not fills and turn_would_do(outline, bend):
+        return None
+    return replace(found, to_image=frame.to_image, bend=bend)
 
 
 def _probe_window(
@@ -474,8 +535,21 @@ def cell_boxes(grid: Grid) -> list[CellBox]:
     xs, ys = np.asarray(grid.col_edges, np.float64), np.asarray(grid.row_edges, np.float64)
     x0, y0 = np.meshgrid(xs[:-1], ys[:-1])
     x1, y1 = np.meshgrid(xs[1:], ys[1:])
-    corners = np.stack([x0, y0, x1, y0, x1, y1, x0, y1], axis=-1).reshape(1, -1, 2)
-    img = cv2.perspectiveTransform(corners, grid.to_image).reshape(-1, 4, 2)
+    if grid.bend is None:
+        corners = np.stack([x0, y0, x1, y0, x1, y1, x0, y1], axis=-1).reshape(1, -1, 2)
+        img = cv2.perspectiveTransform(corners, grid.to_image).reshape(-1, 4, 2)
+    else:
+        # On a sagging page the sides curve: follow them, not just the corners.
+        t = np.linspace(0.0, 1.0, 5)[:, None, None]
+        pts = np.concatenate(
+            [
+                np.stack([x0 + (x1 - x0) * t, y0 + 0 * t], -1),
+                np.stack([x0 + (x1 - x0) * t, y1 + 0 * t], -1),
+                np.stack([x0 + 0 * t, y0 + (y1 - y0) * t], -1),
+                np.stack([x1 + 0 * t, y0 + (y1 - y0) * t], -1),
+            ]
+        )
+        img = frame_to_image(grid, pts.reshape(-1, 2)).reshape(20, -1, 2).transpose(1, 0, 2)
     lo = np.floor(img.min(axis=1)).astype(int)
     hi = np.ceil(img.max(axis=1)).astype(int)
     return [
@@ -486,6 +560,8 @@ def cell_boxes(grid: Grid) -> list[CellBox]:
 
 def rectify_image(image: np.ndarray, grid: Grid) -> np.ndarray:
     """The input image resampled into the grid's full-resolution rectified frame."""
+    if grid.bend is not None:
+        return warp_bent(image, grid)
     if np.allclose(grid.to_image, np.eye(3), atol=1e-9):
         return image
     return warp_to_rectified(image, np.linalg.inv(grid.to_image), grid.rectified_size)

@@ -96,6 +96,7 @@ def fit_shape(image: np.ndarray, found: Grid, shape: Shape) -> Grid:
         to_image=found.to_image,
         rectified_size=found.rectified_size,
         style=found.style,
+        bend=found.bend,
     )
 
 
