@@ -151,3 +151,15 @@ def test_bend_points_follow_the_fitted_sides() -> None:
     boxes = {(c.row, c.col): c.box for c in cell_boxes(grid)}
     # The top cells' upper side bulges down to y = 25 in the middle, not below 20.
     assert boxes[(0, 0)][1] == 20 and boxes[(0, 0)][3] == 125
+
+
+def test_a_shape_hint_keeps_the_page_sag() -> None:
+    meta = json.loads((PHOTOS / "puzzle-tilt-00.boxes.json").read_text(encoding="utf-8"))
+    image = load_image(PHOTOS / "puzzle-tilt-00.jpg")
+    plain = find_grid(image)
+    hinted = find_grid(image, shape=(9, 9))
+    assert hinted.shape == (9, 9)
+    assert (hinted.bend is None) == (plain.bend is None)
+    assert np.array_equal(hinted.to_image, plain.to_image)
+    boxes = {(c.row, c.col): c.box for c in cell_boxes(hinted)}
+    assert min(_iou(boxes[r, c], meta["boxes"][r][c]) for r in range(9) for c in range(9)) >= 0.5
