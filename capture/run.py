@@ -320,7 +320,7 @@ def write_shot(
         "image_size": [width, height],
         "fonts": fonts,
         "shape": list(target.shape) if target.shape else None,
-        "cells": cells_in_image(cells, shot.box, browser.scale, stem),
+        "cells": cells_in_image(cells, shot.box, browser.scale, (width, height), stem),
     }
     png_path = out / f"{stem}.png"
     write_atomic(png_path, shot.png)
@@ -329,7 +329,11 @@ def write_shot(
 
 
 def cells_in_image(
-    cells: dict[str, Any] | None, box: br.Box, scale: float, stem: str = ""
+    cells: dict[str, Any] | None,
+    box: br.Box,
+    scale: float,
+    size: tuple[int, int],
+    stem: str = "",
 ) -> dict[str, Any] | None:
     """The table's cells in screenshot pixels, for the sidecar; None when the
     page's table is not one rectangle of cells.
@@ -337,8 +341,9 @@ def cells_in_image(
     The page's boxes (CSS px of the document) are moved to the screenshot's
     origin and multiplied by the device pixel ratio. Header rows (``<th>``
     only) are left out, as the grid finder leaves header text out; a table
-    with spanning cells, uneven rows, or header rows between its data rows is
-    not recorded (``batch`` then searches the picture as usual).
+    with spanning cells, uneven rows, hidden cells, header rows between its
+    data rows, or cells beyond the screenshot (``size``, the image's width and
+    height) is not recorded (``batch`` then searches the picture as usual).
 
     Returns:
         ``{"rows": R, "cols": C, "header_rows": H, "boxes": [[[x0, y0, x1,
@@ -357,10 +362,23 @@ def cells_in_image(
         why = "cells spanning rows or columns"
     elif len(rows) * cols < 2:
         why = "fewer than two cells"
+    elif any(c[2] <= c[0] or c[3] <= c[1] for r in rows for c in r):
+        why = "hidden cells"
+    x0, y0 = box[0], box[1]
+    w, h = size
+    outside = any(
+        (c[0] - x0) * scale < -1
+        or (c[1] - y0) * scale < -1
+        or (c[2] - x0) * scale > w + 1
+        or (c[3] - y0) * scale > h + 1
+        for r in rows
+        for c in r
+    )
+    if outside and not why:
+        why = "cells beyond the screenshot"
     if why:
         log.info("%s: cell boxes not recorded (the table has %s)", stem, why)
         return None
-    x0, y0 = box[0], box[1]
     boxes = [
         [
             [

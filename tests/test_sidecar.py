@@ -16,6 +16,7 @@ from PIL import Image
 from test_grid import draw_table, table_values
 
 from capture.config import parse_config
+from capture.run import cells_in_image
 from gridreader.cli import main
 from gridreader.errors import ConfigError
 from gridreader.sidecar import read_page_hints
@@ -139,3 +140,38 @@ def test_config_shape(tmp_path: Path) -> None:
     for bad in ("8-15", 815, "0x3"):
         with pytest.raises(ConfigError, match=r"^c\.toml: target\[0\]\.shape: "):
             parse_config({"target": [dict(target, shape=bad)]}, "c.toml")
+
+
+def _page_cells(rows: int, cols: int, **change: Any) -> dict[str, Any]:
+    """Cells as the browser reports them: CSS px of the page, spans 1."""
+    cells = [
+        [[100 + 40 * c, 50 + 20 * r, 140 + 40 * c, 70 + 20 * r, 1, 1] for c in range(cols)]
+        for r in range(rows)
+    ]
+    return {"header_rows": 1, "header_inside": False, "rows": cells, **change}
+
+
+def test_page_cells_become_image_pixels() -> None:
+    got = cells_in_image(_page_cells(2, 3), (90, 20, 230, 100), 1.25, (175, 100))
+    assert got is not None
+    assert (got["rows"], got["cols"], got["header_rows"]) == (2, 3, 1)
+    # (100 - 90) * 1.25 = 12.5, (50 - 20) * 1.25 = 37.5, ...
+    assert got["boxes"][0][0] == [12.5, 37.5, 62.5, 62.5]
+    assert got["boxes"][1][2] == [112.5, 62.5, 162.5, 87.5]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        {"rows": []},
+        _page_cells(2, 3, header_inside=True),
+        {"rows": [[[0, 0, 10, 10, 2, 1]], [[0, 10, 10, 20, 1, 1]]]},
+        {"rows": [[[0, 0, 10, 10, 1, 1], [10, 0, 20, 10, 1, 1]], [[0, 10, 10, 20, 1, 1]]]},
+        {"rows": [[[0, 0, 10, 10, 1, 1], [10, 0, 10, 10, 1, 1]]]},
+        _page_cells(2, 9),
+    ],
+    ids=["none", "no-rows", "header-inside", "span", "uneven", "hidden", "beyond"],
+)
+def test_page_cells_not_recorded(raw: dict[str, Any] | None) -> None:
+    assert cells_in_image(raw, (0, 0, 400, 300), 1.0, (400, 300)) is None
