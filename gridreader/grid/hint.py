@@ -26,7 +26,6 @@ from gridreader.types import Grid, Shape
 
 __all__ = ["fit_shape"]
 
-_MAX_WORK_SIDE = 2400
 # Costs, in units of "one number": cutting through one, or leaving one out of
 # the table, against a cell a whole pitch too long or short.
 _CUT = 4.0
@@ -107,18 +106,16 @@ def _rectified(image: np.ndarray, grid: Grid) -> np.ndarray:
 
 
 def _work_scale(text_h: float, shape: tuple[int, ...]) -> float:
-    # Small screen text is analysed enlarged, as the finder does; pages are
-    # kept under a bound for speed.
-    z = min(3.0, 12.0 / text_h) if 0 < text_h < 9 else 1.0
-    return min(z, _MAX_WORK_SIDE / max(shape[0], shape[1]))
+    # The finder's own analysis scale: text 12-20 px, pages under a bound.
+    from gridreader.grid import _zoom_for
+
+    return _zoom_for(text_h, shape)
 
 
 def _resize(img: np.ndarray, f: float) -> np.ndarray:
-    if f == 1.0:
-        return img
-    h, w = img.shape[:2]
-    interp = cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC
-    return cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=interp)
+    from gridreader.grid import _resize as resize
+
+    return resize(img, f)
 
 
 def _find_tokens(maps: InkMaps, rows: list[float], cols: list[float]) -> _Tokens:
