@@ -175,3 +175,25 @@ def test_batch_hint_fails_only_the_images_it_does_not_fit(
     with contextlib.redirect_stderr(err):
         main(["batch", str(src), "--out", str(out), "--workers", "1"])
     assert "0 up to date" in err.getvalue()
+
+
+def test_read_and_eval_take_the_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], default_classifier: object
+) -> None:
+    values = _empty_col(V(107, 6, 7), 6)
+    image, _ = draw_table(values, rules="none", cell=(56, 30))
+    path = _save(tmp_path, "t.png", image)
+    truth = "".join(",".join("" if v is None else str(v) for v in row) + "\n" for row in values)
+    (tmp_path / "t.csv").write_text(truth)
+    assert main(["read", str(path), "--shape", "6x7"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert (len(rows), len(rows[0])) == (6, 7)
+    # read's one image failing is the job failing (3), as for a picture without a table.
+    assert main(["read", str(path), "--shape", "3x3"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and "no 3x3 grid" in err[0]
+    shapes = {}
+    for hint in ([], ["--shape", "6x7"]):
+        assert main(["eval", str(tmp_path), "--json", "--workers", "1", *hint]) == 0
+        shapes[bool(hint)] = json.loads(capsys.readouterr().out)["shape_accuracy"]
+    assert shapes == {False: 0.0, True: 1.0}
