@@ -51,6 +51,9 @@ WRONG_UNHINTED: dict[str, Callable[[], Table]] = {
         _empty_col(V(103, 6, 7), 6), rules="h", rule=(200, 200, 200)
     ),
     "zebra-empty-last-col": lambda: synth(_empty_col(V(104, 6, 7), 6), "zebra", seed=0),
+    "borderless-empty-first-col": lambda: draw_table(
+        _empty_col(V(108, 6, 7), 0), rules="none", cell=(56, 30)
+    ),
     "borderless-narrow-columns": lambda: build("sweep-borderless-s23"),
     "scan-one-column-too-many": lambda: build("sweep-scan-s28"),
 }
@@ -95,9 +98,10 @@ def test_an_impossible_hint_is_refused(shape: tuple[int, int]) -> None:
 
 
 @pytest.mark.parametrize(
-    "shape", [(3, 3), (5, 7), (6, 14), (12, 7)], ids=lambda s: f"{s[0]}x{s[1]}"
+    "shape", [(3, 3), (5, 7), (6, 14), (12, 7), (6, 8), (7, 7)], ids=lambda s: f"{s[0]}x{s[1]}"
 )
 def test_an_impossible_hint_is_refused_without_rules(shape: tuple[int, int]) -> None:
+    # No room for a whole cell at the table's pitch beside it (24 px margins, 56 x 30 cells).
     image, _ = draw_table(V(2, 6, 7), rules="none", cell=(56, 30))
     with pytest.raises(NoTableError):
         find_grid(image, shape=shape)

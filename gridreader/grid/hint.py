@@ -32,6 +32,7 @@ _CUT = 4.0
 _OUT = 3.0
 _REG = 1.0
 _RULE = 0.5
+_NEAR = 0.5
 _TIE = 0.01
 
 
@@ -78,11 +79,13 @@ def fit_shape(image: np.ndarray, found: Grid, shape: Shape) -> Grid:
     if len(cols) - 1 != want_cols:
         cols = _fit_axis(maps, tokens, cols, (rows[0], rows[-1]), want_cols, axis=1)
         cover = _rule_cover(maps, (rows[0], rows[-1]), 1, maps.glyphs.shape[1])
-        problem = _against_structure(cover, found_cols, cols, "column")
+        ink = _ink_along(tokens.boxes, 1)
+        problem = _against_structure(cover, found_cols, cols, "column", ink)
     if len(rows) - 1 != want_rows and not problem:
         rows = _fit_axis(maps, tokens, rows, (cols[0], cols[-1]), want_rows, axis=0)
         cover = _rule_cover(maps, (cols[0], cols[-1]), 0, maps.glyphs.shape[0])
-        problem = _against_structure(cover, found_rows, rows, "row")
+        ink = _ink_along(tokens.boxes, 0)
+        problem = _against_structure(cover, found_rows, rows, "row", ink)
     problem = problem or _explain(tokens, rows, cols, found, f, th)
     if problem:
         raise NoTableError(
@@ -179,11 +182,17 @@ def _fit_axis(
     # rows may not.
     cutters = inside & tokens.content if axis == 1 else inside
     cut = np.zeros(length + 1)
+    occupied = np.zeros(length + 1, np.uint8)
     for s, e in b[cutters][:, [lo_i, hi_i]]:
         m = min(0.2 * th, 0.25 * (e - s))
         a0, a1 = int(np.floor(s + m)) + 1, int(np.ceil(e - m))
         if a1 > a0:
             cut[a0:a1] += 1.0
+        occupied[max(0, int(s)) : int(e) + 1] = 1
+    # Edges keep clear of the text: between cells they run mid-gap, so a lattice
+    # shifted until its edges graze the numbers is not as good as the right one.
+    clearance = cv2.distanceTransform((1 - occupied)[None, :], cv2.DIST_L1, cv2.DIST_MASK_3).ravel()
+    near = np.clip(1.0 - clearance / (0.5 * th), 0.0, 1.0) if occupied.any() else 0.0 * cut
     content = b[inside & tokens.content]
     centres = (content[:, lo_i] + content[:, hi_i]) / 2
     counts = np.bincount(
@@ -192,7 +201,7 @@ def _fit_axis(
     before = np.concatenate([[0.0], np.cumsum(counts)[:-1]])
     after = counts.sum() - np.cumsum(counts)
     rule = _rule_cover(maps, span, axis, length)
-    base = _CUT * cut - _RULE * rule
+    base = _CUT * cut + _NEAR * near - _RULE * rule
     found_pitch = float(np.median(np.diff(along))) if len(along) >= 2 else th * 2
     pitches = {found_pitch, (along[-1] - along[0]) / n}
     if centres.size:
@@ -257,12 +266,21 @@ def _best_edges(
     return float(total[edges[0]]), edges[::-1]
 
 
-def _against_structure(cover: np.ndarray, found: list[float], edges: list[float], name: str) -> str:
+def _ink_along(boxes: np.ndarray, axis: int) -> np.ndarray:
+    """Token centres along ``axis`` (0: y, 1: x)."""
+    lo, hi = (1, 3) if axis == 0 else (0, 2)
+    return np.asarray((boxes[:, lo] + boxes[:, hi]) / 2, float)
+
+
+def _against_structure(
+    cover: np.ndarray, found: list[float], edges: list[float], name: str, ink: np.ndarray
+) -> str:
     """Why new ``edges`` go against the table's own ruling ('' when they don't).
 
     A table whose inner edges along this axis are all rules or colour steps
-    has no cell edge without one; added cells keep the table's pitch; and no
-    cell lies beyond a ruled border.
+    has no cell edge without one, no rule through a cell, and no ruled cell
+    holding text (``ink``: token centres along the axis) left out; added cells
+    keep the table's pitch; and no cell lies beyond a ruled border.
     """
 
     def ruled(x: float) -> bool:
@@ -273,10 +291,23 @@ def _against_structure(cover: np.ndarray, found: list[float], edges: list[float]
     if all_ruled and not all(ruled(x) for x in edges[1:-1]):
         return f"a {name} edge would lie where the table has no rule"
     pitch = float(np.median(np.diff(found)))
+    new = np.asarray(edges, float)
+    slack = max(3.0, 0.15 * pitch)
+    if all_ruled and any(np.abs(new - x).min() > slack for x in found[1:-1]):
+        return f"a rule would run through a {name}"
+    dropped = ((ink >= found[0]) & (ink < new[0])) | ((ink > new[-1]) & (ink <= found[-1]))
+    if all_ruled and dropped.any():
+        return f"a ruled {name} holding text would be left out"
     # More cells in the same span would make them all narrower; an empty row or
     # column the finder missed keeps the pitch of the others.
-    if len(edges) > len(found) and abs(float(np.median(np.diff(edges))) / pitch - 1) > 0.06:
-        return f"the {name}s would not keep the table's pitch"
+    if len(edges) > len(found):
+        sizes = np.diff(edges)
+        mids = (np.asarray(edges[1:]) + np.asarray(edges[:-1])) / 2
+        added = sizes[(mids < found[0]) | (mids > found[-1])]
+        if abs(float(np.median(sizes)) / pitch - 1) > 0.03 or (
+            added.size and np.abs(added / pitch - 1).max() > 0.15
+        ):
+            return f"the {name}s would not keep the table's pitch"
     beyond = (edges[0] < found[0] - 0.3 * pitch and ruled(found[0])) or (
         edges[-1] > found[-1] + 0.3 * pitch and ruled(found[-1])
     )
@@ -310,7 +341,9 @@ def _explain(
         s, t = b[table, lo_i : lo_i + 1] + m, b[table, hi_i : hi_i + 1] - m
         if ((e[None, :] > s) & (e[None, :] < t)).any():
             return f"a {name} edge would cut through text"
-    min_gap = {"column": 0.6 * th, "row": 0.3 * th}
+    # Tokens are whole numbers (digits joined); one column of them, whatever
+    # its alignment, leaves no gap in the union of their extents.
+    min_gap = {"column": 0.3 * th, "row": 0.3 * th}
     for name, edges, lo_i, hi_i in (("column", cols, 0, 2), ("row", rows, 1, 3)):
         centre = (b[:, lo_i] + b[:, hi_i]) / 2
         for a, z in itertools.pairwise(edges):
