@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_TEST := chromium chromium-driver fonts-dejavu-core fonts-liberation2
+APT_TEST := chromium chromium-driver fonts-dejavu-core fonts-liberation2 fonts-oxygen
 # Typefaces the committed model is pretrained on; more faces, better generalisation.
 APT_FONTS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf \
 	fonts-roboto-unhinted fonts-open-sans fonts-lato fonts-crosextra-carlito \

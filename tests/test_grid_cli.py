@@ -191,10 +191,16 @@ _NOISE_FOUND = "grid finder reports a table in a picture without one"
         "white-noise",
         "photo-0",
         pytest.param(
-            "photo-1", marks=pytest.mark.xfail(strict=True, reason=_NOISE_FOUND + " (1x13)")
+            "photo-1",
+            marks=pytest.mark.xfail(
+                strict=True, raises=AssertionError, reason=_NOISE_FOUND + " (1x13)"
+            ),
         ),
         pytest.param(
-            "photo-2", marks=pytest.mark.xfail(strict=True, reason=_NOISE_FOUND + " (4x1)")
+            "photo-2",
+            marks=pytest.mark.xfail(
+                strict=True, raises=AssertionError, reason=_NOISE_FOUND + " (4x1)"
+            ),
         ),
         "photo-3",
     ],

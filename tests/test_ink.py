@@ -45,21 +45,37 @@ def _sorted_rows(a: np.ndarray) -> np.ndarray:
     return a[np.lexsort(a.T[::-1])]
 
 
-def test_box_outlines_match_their_definition() -> None:
-    # A hollow box, a thick ring, a filled square, a narrow bar and noise.
-    mask = np.zeros((60, 120), np.uint8)
-    cv2.rectangle(mask, (2, 2), (30, 20), 1, 1)
-    cv2.rectangle(mask, (40, 2), (70, 30), 1, 5)
+def test_box_outlines_hand_worked() -> None:
+    """Each shape's answer is worked out by hand from what a box outline is: a
+    component whose pixels nearly all lie on its own 2 px border band, at least
+    about as wide as tall (so not a narrow "1") and at least 6 px tall."""
+    mask = np.zeros((80, 200), np.uint8)
+    shapes = {
+        # name: (top-left pixel of the component, is it a box outline?)
+        "hollow 1px box 29x19": ((2, 2), True),  # every pixel on the border
+        "hollow 2px box 31x25": ((2, 40), True),  # still all within the 2 px band
+        "5px ring 31x29": ((2, 80), False),  # 224 of 500 px on the band
+        "filled square 20x15": ((40, 5), False),
+        "narrow bar 3x23": ((35, 40), False),
+        "hollow narrow 6x20, like a 1": ((40, 60), False),  # too narrow for its height
+        "hollow flat box 20x5": ((40, 80), False),  # under 6 px tall
+        "noise 30x20": ((45, 150), False),
+    }
+    for y0, y1, x0, x1, t in [(2, 21, 2, 31, 1), (2, 27, 40, 71, 2), (2, 31, 80, 111, 5)]:
+        mask[y0:y1, x0:x1] = 1
+        mask[y0 + t : y1 - t, x0 + t : x1 - t] = 0
     mask[40:55, 5:25] = 1
-    mask[35:58, 80:83] = 1
-    rng = np.random.default_rng(5)
-    mask[40:60, 90:120] = rng.random((20, 30)) < 0.5
+    mask[35:58, 40:43] = 1
+    mask[40:60, 60:66] = 1
+    mask[41:59, 61:65] = 0
+    mask[40:45, 80:100] = 1
+    mask[41:44, 81:99] = 0
+    noise = np.random.default_rng(5).random((20, 30)) < 0.5
+    noise[0] = True  # one connected component: a full top row joins the specks below it
+    noise[:, 0] = True
+    mask[45:65, 150:180] = noise
     _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     got = box_outlines(labels, stats)
-    for i in range(1, stats.shape[0]):
-        x, y, w, h, area = stats[i]
-        ys, xs = np.nonzero(labels == i)
-        on_border = (xs <= x + 1) | (xs >= x + w - 2) | (ys <= y + 1) | (ys >= y + h - 2)
-        expected = w >= 0.6 * h and h >= 6 and on_border.sum() / area > 0.85
-        assert got[i] == expected, i
-    assert got[labels[2, 2]] and not got[labels[45, 10]] and not got[labels[40, 81]]
+    for name, ((y, x), want) in shapes.items():
+        assert labels[y, x] > 0, name
+        assert bool(got[labels[y, x]]) is want, name

@@ -32,7 +32,11 @@ def test_four_clients_post_500_labels_each_and_all_are_stored(tmp_path: Path) ->
             mine = cells[k::CLIENTS]  # interleaved, so the writers contend row by row
             for c in mine:
                 body = {"sha256": c.sha256, "label": c.value, "client": f"load{k}"}
-                status, resp = http("POST", server.url + "/api/label", body)
+                try:
+                    status, resp = http("POST", server.url + "/api/label", body)
+                except OSError as e:  # recorded: an exception in a thread is only a warning
+                    failures.append(f"{c.sha256}: {e}")
+                    continue
                 if status != 200:
                     failures.append(f"{c.sha256}: {status} {resp}")
 

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ClearTable
+from conftest import ClearTable, clear_values
 from PIL import Image
 
 from gridreader.cli import main
 from gridreader.model import CARD_FILE, MODEL_FILE
 from gridreader.pipeline import default_workers
+from gridreader.synth.tables import render_table
 
 EVAL_KEYS = {
     "folder",
@@ -135,7 +136,6 @@ def test_eval_json_fields(
     assert r["cell_accuracy"] >= 1 - len(tables) / n_cells, r["mistakes"]
     # Every truth box (from boxes.json) is matched by a detected cell.
     assert r["box_recall"] == 1.0
-    assert 0.0 <= r["table_exact"] <= 1.0
     assert r["cells_per_second"] > 0 and r["ms_per_image"] > 0 and r["seconds"] > 0
     assert r["cells_per_second"] == pytest.approx(n_cells / r["seconds"], rel=0.05)
     assert r["ms_per_image"] == pytest.approx(1000 * r["seconds"] / len(tables), rel=0.05)
@@ -157,7 +157,12 @@ def test_eval_per_style(
         assert s["tables"] == len(mine)
         assert s["cells"] == sum(len(row) for t in mine for row in t.values)
         assert s["shape_accuracy"] == 1.0
-        assert 0.0 <= s["cell_accuracy"] <= 1.0
+        # Each style's figures, counted again from the listed mistakes.
+        names = {t.path.name for t in mine}
+        wrong = [m for m in eval_json["mistakes"] if m["image"] in names]
+        assert s["cell_accuracy"] == pytest.approx(1 - len(wrong) / s["cells"], abs=1e-5)
+        exact = len(names - {m["image"] for m in wrong}) / len(mine)
+        assert s["table_exact"] == pytest.approx(exact, abs=1e-4)
     total_right = sum(s["cell_accuracy"] * s["cells"] for s in per.values())
     assert total_right / eval_json["cells"] == pytest.approx(eval_json["cell_accuracy"], abs=1e-4)
 
@@ -227,3 +232,46 @@ def test_eval_folder_without_truth(
     code, out, err = run(capsys, "eval", str(tmp_path), "--json")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and str(tmp_path) in err
+
+
+# --- a face the default model never saw --------------------------------------------------
+
+# fonts-oxygen (a test dependency in the Makefile): a humanist sans, and a mono,
+# from neither of which the committed model's training drew a single cell.
+OXYGEN = Path("/usr/share/fonts/truetype/oxygen")
+UNSEEN_FACES = (
+    ("ruled", "Oxygen-Sans.ttf", (5, 6)),
+    ("zebra", "Oxygen-Sans-Bold.ttf", (6, 5)),
+    ("dark", "OxygenMono-Regular.ttf", (5, 5)),
+    ("borderless", "Oxygen-Sans.ttf", (5, 5)),
+    ("roulette", "Oxygen-Sans.ttf", (4, 7)),
+    ("ruled", "OxygenMono-Regular.ttf", (6, 5)),
+)
+# 12 tables, 336 cells. Measured: every cell right (and 504 of 504 on 18 such
+# tables). 98% leaves room for about six misread cells, as many as one
+# wrong cell per two tables; below it the model reads faces it has not seen
+# clearly worse than the ones it has (at most one wrong cell per table, above).
+UNSEEN_FACE_MIN_ACCURACY = 0.98
+
+
+def test_reads_a_font_family_outside_its_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], default_classifier: Any
+) -> None:
+    families = default_classifier.card["data"]["font_families"]
+    assert not any(f.startswith("Oxygen") for f in families), "pick a face the model has not seen"
+    if not OXYGEN.is_dir():
+        pytest.fail(f"{OXYGEN} is missing: install fonts-oxygen (make sysdeps-test)")
+    for i, (style, font, (rows, cols)) in enumerate(UNSEEN_FACES):
+        for k in range(2):
+            seed = 100 + 10 * i + k
+            values = clear_values(seed, rows, cols, style)
+            table = render_table(values, style, seed=seed, font=OXYGEN / font)
+            stem = f"oxygen{i}{k}-{style}"
+            Image.fromarray(table.image).save(tmp_path / f"{stem}.png")
+            with open(tmp_path / f"{stem}.csv", "w", newline="", encoding="utf-8") as f:
+                csv.writer(f).writerows([["" if v is None else v for v in row] for row in values])
+    code, out, err = run(capsys, "eval", str(tmp_path), "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["tables"] == 2 * len(UNSEEN_FACES) and r["shape_accuracy"] == 1.0
+    assert r["cell_accuracy"] >= UNSEEN_FACE_MIN_ACCURACY, r["mistakes"]
