@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from capture.config import (
     select_targets,
 )
 from gridreader.errors import CaptureError, ImageLoadError
+from gridreader.host import iso_utc
 from gridreader.imageio import load_image, write_atomic
 
 log = logging.getLogger(__name__)
@@ -158,12 +159,25 @@ def read_credentials(target: TargetConfig) -> tuple[str, str]:
     if target.login is None:
         return "", ""
     values = []
-    for var in (target.login.username_env, target.login.password_env):
-        value = os.environ.get(var)
+    for var, value in _login_env(target):
         if not value:
             raise CaptureError(f"login failed: environment variable {var} is not set")
         values.append(value)
     return values[0], values[1]
+
+
+def login_secrets(targets: Iterable[TargetConfig]) -> list[str]:
+    """The login values the environment holds for ``targets``: what no log may show."""
+    return [value for t in targets for _, value in _login_env(t) if value]
+
+
+def _login_env(target: TargetConfig) -> list[tuple[str, str | None]]:
+    """``(variable, its value or None)`` for the login's username and password."""
+    if target.login is None:
+        return []
+    return [
+        (var, os.environ.get(var)) for var in (target.login.username_env, target.login.password_env)
+    ]
 
 
 def redact_secrets(text: str, secrets: Sequence[str]) -> str:
@@ -311,7 +325,7 @@ def write_shot(
         "url": target.url,
         "selector": target.table,
         "page": page,
-        "time": _iso(datetime.now(UTC)),
+        "time": iso_utc(),
         "scale": browser.scale,
         "viewport": list(browser.viewport),
         "browser": browser.version,
@@ -406,7 +420,7 @@ def append_report(out: Path, result: TargetResult) -> None:
         "status": "ok" if result.ok else "failed",
         "reason": result.reason,
         "files": [_relative(p, out) for p in result.files],
-        "time": _iso(datetime.now(UTC)),
+        "time": iso_utc(),
         "attempts": result.attempts,
     }
     path = out / REPORT_NAME
@@ -426,7 +440,3 @@ def _relative(path: Path, root: Path) -> str:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,9 +1,9 @@
 """Re-make the demo screenshots: ``python -m capture.samples data/pages data/samples``.
 
 Serves PAGES on 127.0.0.1 (a free port), captures the ``#capture`` element of every
-``NAME.html`` that has a truth table ``NAME.csv`` beside it with ``gridreader
-capture``, and copies the screenshot to ``SAMPLES/NAME.png`` and the truth to
-``SAMPLES/NAME.csv``.
+``NAME.html`` that has a truth table ``NAME.csv`` beside it (capture's own
+``capture_targets``, as ``gridreader capture`` runs it), and copies the
+screenshot to ``SAMPLES/NAME.png`` and the truth to ``SAMPLES/NAME.csv``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import functools
 import http.server
-import json
 import sys
 import tempfile
 import threading
@@ -20,8 +19,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from capture.run import REPORT_NAME
-from gridreader.cli import main as cli_main
+from capture.config import CaptureConfig, parse_config
+from capture.run import capture_targets
 from gridreader.errors import CaptureError, GridReaderError
 from gridreader.imageio import write_atomic
 
@@ -52,19 +51,21 @@ def list_pages(pages: Path) -> list[str]:
     return sorted(p.stem for p in pages.glob("*.html") if p.with_suffix(".csv").is_file())
 
 
-def write_config(path: Path, base_url: str, names: Sequence[str]) -> None:
-    """A capture configuration with one target per page."""
-    lines = ["[browser]", "window = [1400, 1000]", "scale = 1", "timeout_s = 20", ""]
-    for name in names:
-        lines += [
-            "[[target]]",
-            f'name = "{name}"',
-            f'url = "{base_url}/{name}.html"',
-            f'table = "{SELECTOR}"',
-            f'wait_for = "{SELECTOR} td"',
-            "",
-        ]
-    write_atomic(path, "\n".join(lines))
+def samples_config(base_url: str, names: Sequence[str]) -> CaptureConfig:
+    """A capture configuration with one target per page (checked as a TOML file would be)."""
+    raw = {
+        "browser": {"window": [1400, 1000], "scale": 1, "timeout_s": 20},
+        "target": [
+            {
+                "name": name,
+                "url": f"{base_url}/{name}.html",
+                "table": SELECTOR,
+                "wait_for": f"{SELECTOR} td",
+            }
+            for name in names
+        ],
+    }
+    return parse_config(raw, "capture.samples")
 
 
 def make_samples(pages: Path, samples: Path) -> list[str]:
@@ -77,25 +78,15 @@ def make_samples(pages: Path, samples: Path) -> list[str]:
     if not names:
         raise CaptureError(f"{pages}: no NAME.html with a NAME.csv beside it")
     with tempfile.TemporaryDirectory(prefix="gridreader-samples-") as tmp:
-        work = Path(tmp)
-        config = work / "samples.toml"
-        shots = work / "shots"
+        shots = Path(tmp) / "shots"
         with serve_directory(pages) as base_url:
-            write_config(config, base_url, names)
-            code = cli_main(["capture", str(config), "--out", str(shots)])
-        if not (shots / REPORT_NAME).is_file():
-            raise CaptureError(f"gridreader capture did not run (exit code {code})")
-        report = [
-            json.loads(line)
-            for line in (shots / REPORT_NAME).read_text(encoding="utf-8").splitlines()
-        ]
-        failed = [f"{r['target']} ({r['reason']})" for r in report if r["status"] != "ok"]
-        if code != 0 or failed:
-            raise CaptureError(f"capture failed for: {', '.join(failed) or 'all pages'}")
-        for row in report:
-            name = row["target"]
-            write_atomic(samples / f"{name}.png", (shots / row["files"][0]).read_bytes())
-            write_atomic(samples / f"{name}.csv", (pages / f"{name}.csv").read_bytes())
+            results = capture_targets(samples_config(base_url, names), shots)
+        failed = [f"{r.name} ({r.reason})" for r in results if not r.ok]
+        if failed:
+            raise CaptureError(f"capture failed for: {', '.join(failed)}")
+        for r in results:
+            write_atomic(samples / f"{r.name}.png", r.files[0].read_bytes())
+            write_atomic(samples / f"{r.name}.csv", (pages / f"{r.name}.csv").read_bytes())
     return names
 
 

@@ -20,9 +20,9 @@ import numpy as np
 
 from gridreader.batch import list_images, output_stems, run_batch
 from gridreader.errors import UsageError
+from gridreader.host import machine
 from gridreader.model import Classifier
 from gridreader.pipeline import WorkerPool
-from gridreader.train import machine
 from gridreader.types import Shape
 
 

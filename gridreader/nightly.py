@@ -32,9 +32,10 @@ from typing import Any
 
 from capture.config import CaptureConfig, TargetConfig, load_config, resolve_binaries
 from capture.config import select_targets as select_capture_targets
-from capture.run import TargetResult, capture_targets, redact_secrets
+from capture.run import TargetResult, capture_targets, login_secrets, redact_secrets
 from gridreader.batch import REVIEW, STATE, list_images, output_stems, run_batch
 from gridreader.errors import ConfigError, GridReaderError, LockedError, OutputError
+from gridreader.host import iso_utc
 from gridreader.imageio import remove_file, write_atomic
 from gridreader.report_html import REPORT_PAGE
 
@@ -309,10 +310,10 @@ def run_nightly(
         OutputError: an output cannot be written.
     """
     t0 = time.monotonic()
-    started = _iso_now()
+    started = iso_utc()
     targets = select_capture_targets(config.capture, only)
     paths = day_paths(config.root, day or today_utc())
-    with hold_lock(paths.lock), _day_log(paths.day / LOG_NAME, _secrets(targets)):
+    with hold_lock(paths.lock), _day_log(paths.day / LOG_NAME, login_secrets(targets)):
         try:
             return _run_locked(config, paths, targets, workers, t0, started)
         except GridReaderError as e:
@@ -395,7 +396,7 @@ def _run_locked(
             "total": time.monotonic() - t0,
         },
         started=started,
-        finished=_iso_now(),
+        finished=iso_utc(),
         report=str((paths.tables / REPORT_PAGE).absolute()),
     )
     write_atomic(paths.day / SUMMARY_JSON, json.dumps(summary.to_dict(), indent=2) + "\n")
@@ -608,17 +609,6 @@ def format_summary(s: NightlySummary) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _secrets(targets: Iterable[TargetConfig]) -> list[str]:
-    values = []
-    for t in targets:
-        if t.login is not None:
-            for var in (t.login.username_env, t.login.password_env):
-                value = os.environ.get(var)
-                if value:
-                    values.append(value)
-    return values
-
-
 class _RedactFilter(logging.Filter):
     """Replaces login secrets in every record: a second guard behind capture's own."""
 
@@ -662,10 +652,6 @@ def _day_log(path: Path, secrets: Sequence[str]) -> Iterator[None]:
             lg.removeHandler(handler)
             lg.setLevel(level)
         handler.close()
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _round(value: float | None) -> float | None:

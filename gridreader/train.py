@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import platform
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -17,6 +16,7 @@ import numpy as np
 
 from gridreader.classes import label_to_index
 from gridreader.errors import DataError, ModelError
+from gridreader.host import machine
 from gridreader.imageio import IMAGE_SUFFIXES, load_image
 from gridreader.model import (
     DEFAULT_POINTER,
@@ -30,6 +30,10 @@ from gridreader.model import (
 from gridreader.preprocess import INPUT_SIZE, dequantise, prepare_batch, quantise
 
 Log = Callable[[str], None]
+LabelledCrop = tuple[str, bytes, str]
+"""One hand label: ``(where, crop PNG bytes, label)``; ``where`` names it in messages."""
+LabelReader = Callable[[Path], Iterable[LabelledCrop]]
+"""Reads a label source this module does not know (the labeller's store)."""
 
 
 @dataclass(frozen=True)
@@ -163,11 +167,6 @@ def _file_sha256(path: str | None) -> str | None:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def machine() -> str:
-    """A one-line description of this machine, for figures in model cards."""
-    return f"{platform.machine()} {os.cpu_count()} CPU, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
 def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> TrainResult:
@@ -314,19 +313,23 @@ def default_model_lines(
 
 
 def load_labelled(
-    source: Path, classes: tuple[str, ...], size: tuple[int, int]
+    source: Path,
+    classes: tuple[str, ...],
+    size: tuple[int, int],
+    read_store: LabelReader | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prepared crops and class indices from hand labels.
 
     ``source`` is a folder with one sub-folder per label (``17/``, ``empty/``),
-    a CSV of ``path,label`` rows (paths relative to the CSV), or the labeller's
-    SQLite store (``.db``).
+    a CSV of ``path,label`` rows (paths relative to the CSV), or any other file
+    ``read_store`` reads (the CLI passes the labeller's ``read_labelled`` for
+    its SQLite store).
 
     Raises:
         DataError: the source is missing, malformed, empty, or has a label
             outside the model's classes.
     """
-    items = list(_iter_labelled(source))
+    items = list(_iter_labelled(source, read_store))
     if not items:
         raise DataError(f"{source}: no labelled crops found")
     crops, idx = [], []
@@ -342,7 +345,7 @@ def load_labelled(
     return prepare_batch(crops, size), np.array(idx, np.int64)
 
 
-def _iter_labelled(source: Path) -> Iterable[tuple[str, bytes, str]]:
+def _iter_labelled(source: Path, read_store: LabelReader | None) -> Iterable[LabelledCrop]:
     if not source.exists():
         raise DataError(f"{source}: labels not found")
     if source.is_dir():
@@ -371,10 +374,9 @@ def _iter_labelled(source: Path) -> Iterable[tuple[str, bytes, str]]:
                 raise DataError(f"{source}: row {n}: cannot read {p} ({e.strerror})") from e
             yield str(p), data, row[1]
         return
-    from labeller.store import LabelStore
-
-    for png, label in LabelStore(source).iter_samples():
-        yield f"{source}:{hashlib.sha256(png).hexdigest()[:12]}", png, label
+    if read_store is None:
+        raise DataError(f"{source}: not a folder of label folders or a labels CSV")
+    yield from read_store(source)
 
 
 # -- fine-tuning ---------------------------------------------------------------------
@@ -392,6 +394,7 @@ def finetune(
     learning_rate: float = 3e-4,
     seed: int = 0,
     mnist: str | None = None,
+    read_store: LabelReader | None = None,
     log: Log = print,
 ) -> TrainResult:
     """Fine-tune ``model`` on hand labels and save the result as a new model.
@@ -408,7 +411,7 @@ def finetune(
     if (out / "model.keras").exists():
         raise ModelError(f"{out}: a model already exists there; models are never overwritten")
     base = load_classifier(model)
-    X, y = load_labelled(labels, base.classes, base.input_size)
+    X, y = load_labelled(labels, base.classes, base.input_size, read_store)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(y))
     n_val = max(1, round(val_fraction * len(y))) if len(y) >= 5 else 0
@@ -482,6 +485,8 @@ def finetune(
 
 
 __all__ = [
+    "LabelReader",
+    "LabelledCrop",
     "PretrainConfig",
     "TrainResult",
     "default_model_lines",

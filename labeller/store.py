@@ -448,6 +448,20 @@ class LabelStore:
             yield lab.png, lab.label
 
 
+def read_labelled(db: Path) -> Iterator[tuple[str, bytes, str]]:
+    """A store's labels for training: ``(where, crop PNG bytes, label)``.
+
+    ``where`` names the crop in messages (``DB:SHA256-PREFIX``); the label is
+    ``"0".."36"``-style text or ``"empty"``. This is fine-tuning's reader
+    (``gridreader.train.LabelReader``).
+
+    Raises:
+        LabelError: the store cannot be opened or read.
+    """
+    for png, label in LabelStore(db).iter_samples():
+        yield f"{db}:{hashlib.sha256(png).hexdigest()[:12]}", png, label
+
+
 _LABEL_COLUMNS = (
     "sha256, label, png, path, image, row, col, model, guess, confidence, client, labelled_at"
 )

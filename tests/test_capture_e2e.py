@@ -34,7 +34,7 @@ def find_csv(out: Path, name: str) -> Path:
 
 
 def test_capture_then_batch_gives_the_numbers_on_the_pages(tmp_path: Path) -> None:
-    names = make_samples(PAGES, tmp_path / "samples")  # runs `gridreader capture`
+    names = make_samples(PAGES, tmp_path / "samples")  # capture.run.capture_targets
     assert names == ["borderless", "dark", "roulette", "ruled"]
     screens = tmp_path / "screens"
     screens.mkdir()

@@ -28,7 +28,7 @@ from gridreader.synth.tables import render_table
 from gridreader.train import PretrainConfig, load_labelled, pretrain
 from labeller.app import create_app
 from labeller.review import load_review_dirs
-from labeller.store import CropRecord, LabelStore
+from labeller.store import CropRecord, LabelStore, read_labelled
 
 CLASSES = parse_classes("0-36")
 # fonts-dejavu-core is a test dependency, so this face is always installed. Holding
@@ -186,6 +186,6 @@ def test_labels_of_small_cells_can_be_loaded_for_finetuning(tmp_path: Path) -> N
             classes=CLASSES,
         )
         store.add(record, label)
-    X, y = load_labelled(tmp_path / "labels.db", CLASSES, INPUT_SIZE)
+    X, y = load_labelled(tmp_path / "labels.db", CLASSES, INPUT_SIZE, read_labelled)
     assert X.shape == (2, *INPUT_SIZE, 1)
     assert sorted(y.tolist()) == [CLASSES.index("17"), CLASSES.index(EMPTY)]

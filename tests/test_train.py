@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from gridreader.cli import main
+from gridreader.errors import DataError
 from gridreader.model import CARD_FILE, MODEL_FILE, load_classifier
 from gridreader.preprocess import prepare_batch
-from gridreader.train import default_model_lines, make_synthetic
+from gridreader.train import default_model_lines, load_labelled, make_synthetic
 
 # The label set: a few classes of the 0-36 model, drawn in two Hershey faces.
 LABELS = ("3", "7", "12", "25", "36", "empty")
@@ -413,3 +414,12 @@ def test_default_model_lines_given_a_relative_folder_say_where_it_is(
     assert (
         lines[0] == f"m9 is now the default model in {tmp_path} ({tmp_path / 'DEFAULT'} names it)"
     )
+
+
+def test_a_label_store_needs_its_reader(tmp_path: Path) -> None:
+    # The training module does not know the labeller's store; the CLI hands it
+    # the labeller's reader (test_loop.py reads a store through it).
+    db = tmp_path / "labels.db"
+    db.write_bytes(b"SQLite format 3\x00")
+    with pytest.raises(DataError, match=r"labels\.db: not a folder of label folders"):
+        load_labelled(db, ("1", "empty"), (32, 48))

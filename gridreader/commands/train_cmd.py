@@ -111,6 +111,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_finetune(args: argparse.Namespace) -> int:
     from gridreader.train import finetune
+    from labeller.store import read_labelled
 
     # Without --mnist, replay with the MNIST file the base model was trained on.
     mnist = args.mnist or _card_mnist(args.model)
@@ -125,6 +126,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         seed=args.seed,
         mnist=mnist,
         learning_rate=args.learning_rate,
+        read_store=read_labelled,
     )
     return 0
 
