@@ -44,7 +44,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from capture.config import BrowserConfig, LoginConfig
-from gridreader.errors import CaptureError
+from gridreader.errors import CaptureError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -616,9 +616,8 @@ def _raise_translated(e: WebDriverException, action: str) -> NoReturn:
 
 
 def _first_line(e: BaseException) -> str:
-    text = e.msg if isinstance(e, WebDriverException) and e.msg else str(e)
-    line = text.strip().splitlines()[0] if text.strip() else type(e).__name__
-    return line[:200]
+    # Selenium's str(e) adds a stack trace; its msg is the message alone.
+    return one_line(e, 200, e.msg if isinstance(e, WebDriverException) and e.msg else None)
 
 
 def _secs(seconds: float) -> str:

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from gridreader.errors import OutputError, UsageError
-from gridreader.imageio import encode_png, is_image_path, remove_file, write_atomic
+from gridreader.imageio import (
+    encode_png,
+    is_image_path,
+    remove_file,
+    remove_temp_files,
+    write_atomic,
+)
 from gridreader.model import MODEL_FILE, Classifier
 from gridreader.pipeline import (
     Analysed,
@@ -157,7 +163,9 @@ def run_batch(
         (out_dir / REVIEW).mkdir(exist_ok=True)
     except OSError as e:
         raise OutputError(f"{out_dir}: cannot create output folder ({e.strerror or e})") from e
-    _remove_temp_files(out_dir)
+    # Nothing else writes into OUT while a batch runs there.
+    for folder in (out_dir, out_dir / REVIEW, out_dir / STATE):
+        remove_temp_files(folder, what="cannot remove a temp file left by a killed run")
     todo = [p for p in images if force or not _is_fresh(out_dir, stems[p], p, classifier, shape)]
     skipped = len(images) - len(todo)
     counts = {"ok": 0, "failed": 0, "cells": 0, "review": 0}
@@ -271,14 +279,6 @@ def _record(
         if table
         else [],
     }
-
-
-def _remove_temp_files(out_dir: Path) -> None:
-    # A killed run cannot remove its temp files (``.NAME.XXXX.tmp``, see
-    # ``atomic_path``); nothing else writes into OUT while a batch runs there.
-    for folder in (out_dir, out_dir / REVIEW, out_dir / STATE):
-        for p in folder.glob(".*.tmp"):
-            remove_file(p, "cannot remove a temp file left by a killed run")
 
 
 def _remove_outputs(out_dir: Path, stem: str) -> None:

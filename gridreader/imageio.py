@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from gridreader.errors import ImageLoadError, OutputError
+from gridreader.errors import ImageLoadError, OutputError, one_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MIN_SIDE = 32
@@ -86,7 +86,7 @@ def load_image(
             raise ImageLoadError(
                 f"{label}: not a readable image (unknown or unsupported format)"
             ) from e
-        raise ImageLoadError(f"{label}: corrupt image ({_short(e)})") from e
+        raise ImageLoadError(f"{label}: corrupt image ({one_line(e, 160)})") from e
     except (MemoryError, Image.DecompressionBombError) as e:
         raise ImageLoadError(f"{label}: image too large to decode") from e
     return arr
@@ -144,11 +144,6 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
 
 
-def _short(e: BaseException) -> str:
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return text[:160]
-
-
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success rename it into place.
@@ -185,6 +180,25 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(raw)
+
+
+def remove_temp_files(folder: Path, *, recursive: bool = False, what: str = "cannot remove") -> int:
+    """Remove the temp files ``atomic_path`` names (``.NAME.XXXX.tmp``) in ``folder``
+    (and below it, if ``recursive``): a killed run cannot remove its own. Call it
+    only where no other writer can be using them. Returns how many went.
+
+    Raises:
+        OutputError: one could not be removed.
+    """
+    if not folder.is_dir():
+        return 0
+    found = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
+    count = 0
+    for p in found:
+        if p.is_file():
+            remove_file(p, what)
+            count += 1
+    return count
 
 
 def remove_file(path: str | os.PathLike[str], what: str = "cannot remove") -> None:

@@ -36,7 +36,7 @@ from capture.run import TargetResult, capture_targets, login_secrets, redact_sec
 from gridreader.batch import REVIEW, STATE, list_images, output_stems, run_batch
 from gridreader.errors import ConfigError, GridReaderError, LockedError, OutputError
 from gridreader.host import iso_utc
-from gridreader.imageio import remove_file, write_atomic
+from gridreader.imageio import remove_file, remove_temp_files, write_atomic
 from gridreader.report_html import REPORT_PAGE
 
 log = logging.getLogger(__name__)
@@ -341,7 +341,7 @@ def _run_locked(
         os.getpid(),
         workers,
     )
-    removed = remove_temp_files(paths.day)
+    removed = remove_temp_files(paths.day, recursive=True)  # under the lock: no other writer
     if removed:
         log.info("removed %d temporary file(s) left by an interrupted run", removed)
     try:
@@ -502,21 +502,6 @@ def remove_target_files(screens: Path, tables: Path, name: str) -> int:
         for p in outputs:
             remove_file(p)
     return removed
-
-
-def remove_temp_files(folder: Path) -> int:
-    """Remove the temp files (``.NAME.XXXX.tmp``) a killed run left under ``folder``.
-
-    Only called under the lock, when no other writer can be using them.
-    """
-    count = 0
-    if not folder.is_dir():
-        return 0
-    for p in folder.rglob(".*.tmp"):
-        if p.is_file():
-            remove_file(p)
-            count += 1
-    return count
 
 
 def table_stats(screens: Path, tables: Path) -> TableStats:

@@ -400,18 +400,7 @@ def _install_routes(app: Flask, state: LabellerState) -> None:
             stored = store.crop_png(it.sha256)
             if stored is None:
                 raise ApiError(409, str(e)) from None
-            return CropRecord(
-                sha256=it.sha256,
-                png=stored,
-                path=str(it.crop_path),
-                image=it.image,
-                row=it.row,
-                col=it.col,
-                model=it.model,
-                guess=it.guess,
-                confidence=it.confidence,
-                classes=it.classes,
-            )
+            return it.to_record(stored)
 
 
 def _class_key(name: str) -> tuple[int, int]:

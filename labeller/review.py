@@ -66,15 +66,16 @@ class ReviewItem:
             return None
         return read_inside(self.strip_path, self.review_dir, MAX_STRIP_BYTES)
 
-    def to_record(self) -> CropRecord:
-        """The crop as the label store keeps it (bytes included).
+    def to_record(self, png: bytes | None = None) -> CropRecord:
+        """The crop as the label store keeps it (bytes included): ``png``, or
+        else the crop file's bytes.
 
         Raises:
             LabelError: the crop file cannot be read back unchanged.
         """
         return CropRecord(
             sha256=self.sha256,
-            png=self.read_crop(),
+            png=self.read_crop() if png is None else png,
             path=str(self.crop_path),
             image=self.image,
             row=self.row,

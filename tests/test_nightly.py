@@ -19,6 +19,7 @@ from capture.config import TargetConfig
 from capture.samples import serve_directory
 from gridreader import nightly
 from gridreader.cli import main
+from gridreader.imageio import remove_temp_files
 
 if TYPE_CHECKING:
     from conftest import CaptureSite
@@ -240,7 +241,7 @@ def test_the_summary_points_to_the_days_report_page(tmp_path: Path) -> None:
 def test_temp_files_of_a_killed_run_are_swept(tmp_path: Path) -> None:
     touch(tmp_path / "tables" / "review", ".a.png.x1y2.tmp", "a.png")
     touch(tmp_path / "screens", ".b.png.k3.tmp", "keep.tmp")
-    assert nightly.remove_temp_files(tmp_path) == 2
+    assert remove_temp_files(tmp_path, recursive=True) == 2
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.png", "keep.tmp"]
 
 
