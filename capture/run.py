@@ -27,6 +27,7 @@ from capture.config import (
     resolve_binaries,
     select_targets,
 )
+from capture.shots import build_stem, write_shot_files
 from gridreader.errors import CaptureError, ImageLoadError
 from gridreader.host import iso_utc
 from gridreader.imageio import load_image, write_atomic
@@ -286,12 +287,6 @@ def run_step(driver: br.WebDriver, step: Step, timeout: float, where: str) -> No
         raise CaptureError(f"{where} {step.kind}: {e}") from e
 
 
-def build_stem(name: str, stamp: datetime, page: int | None) -> str:
-    """``NAME-YYYYmmddTHHMMSSZ`` (UTC), with ``-pK`` for page K of a paged target."""
-    stem = f"{name}-{stamp.astimezone(UTC):%Y%m%dT%H%M%SZ}"
-    return stem if page is None else f"{stem}-p{page}"
-
-
 def write_shot(
     out: Path,
     browser: br.Browser,
@@ -336,10 +331,7 @@ def write_shot(
         "shape": list(target.shape) if target.shape else None,
         "cells": cells_in_image(cells, shot.box, browser.scale, (width, height), stem),
     }
-    png_path = out / f"{stem}.png"
-    write_atomic(png_path, shot.png)
-    write_atomic(out / f"{stem}.json", json.dumps(sidecar, indent=2) + "\n")
-    return png_path
+    return write_shot_files(out, stem, shot.png, sidecar)
 
 
 def cells_in_image(

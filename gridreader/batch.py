@@ -4,14 +4,12 @@ Outputs in ``OUT``: ``STEM.csv`` per image, ``report.jsonl`` (one record per
 image), and ``review/`` with the cells whose confidence is low, for the
 labeller. Per-image records are also kept in ``OUT/.gridreader/`` so that a
 re-run (or a run after a crash) can skip finished images and still write a
-complete report.
+complete report. The formats' owners are in :mod:`gridreader.formats`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from gridreader.errors import OutputError, UsageError
+from gridreader.formats.records import (
+    RECORDS_DIR,
+    read_record,
+    record_path,
+    report_line,
+    write_record,
+)
+from gridreader.formats.report import REPORT_NAME, image_record, write_report
+from gridreader.formats.review import REVIEW_DIR, ReviewCell, image_files, write_review_cell
+from gridreader.formats.tables import table_path
 from gridreader.imageio import (
     encode_png,
     is_image_path,
@@ -39,9 +47,9 @@ from gridreader.report_html import needs_review, write_report_page, write_thumbn
 from gridreader.sidecar import sidecar_path
 from gridreader.types import Shape, TableRead
 
-REPORT = "report.jsonl"
-REVIEW = "review"
-STATE = ".gridreader"
+REPORT = REPORT_NAME
+REVIEW = REVIEW_DIR
+STATE = RECORDS_DIR
 
 
 @dataclass(frozen=True)
@@ -112,12 +120,12 @@ def _is_fresh(
 ) -> bool:
     """Outputs exist, are newer than image and model, and were made from exactly
     this image and model (a replaced file copied with an older mtime is redone)."""
-    csv_path, record = out_dir / f"{stem}.csv", out_dir / STATE / f"{stem}.json"
+    csv_path, record = table_path(out_dir, stem), record_path(out_dir, stem)
     try:
         done = min(csv_path.stat().st_mtime_ns, record.stat().st_mtime_ns)
         stamp = _source_stamp(image, classifier, shape)
-        saved = json.loads(record.read_text(encoding="utf-8")).get("source")
-    except (OSError, ValueError, AttributeError):
+        saved = (read_record(out_dir, stem) or {}).get("source")
+    except (OSError, OutputError):
         return False
     return saved == stamp and done > stamp["image_mtime_ns"] and done > stamp["model_mtime_ns"]
 
@@ -184,7 +192,7 @@ def run_batch(
                 if warn:
                     warn(w)
             if isinstance(item, Failed):
-                record = _record(item.path, "error", item.error, None, classifier.name)
+                record = image_record(item.path, "error", item.error, None, classifier.name)
                 counts["failed"] += 1
                 errors.append(item.error)
                 if log:
@@ -194,9 +202,9 @@ def run_batch(
                 n_review = _write_review(
                     out_dir / REVIEW, stem, item, table, review_below, classifier
                 )
-                write_atomic(out_dir / f"{stem}.csv", table_csv(table))
+                write_atomic(table_path(out_dir, stem), table_csv(table))
                 write_thumbnail(out_dir, stem, item.table, item.row_cuts, item.col_cuts)
-                record = _record(item.path, "ok", None, table, classifier.name)
+                record = image_record(item.path, "ok", None, table, classifier.name)
                 counts["ok"] += 1
                 counts["cells"] += len(table.cells)
                 counts["review"] += n_review
@@ -206,8 +214,7 @@ def run_batch(
                 source: dict[str, Any] | None = _source_stamp(item.path, classifier, shape)
             except OSError:
                 source = None
-            state = dict(record, source=source)
-            write_atomic(out_dir / STATE / f"{stem}.json", json.dumps(state) + "\n")
+            write_record(out_dir, stem, record, source)
             bar.update(1)
         bar.close()
     except BaseException:
@@ -256,34 +263,9 @@ def _flush(
         yield p, (next(tables) if isinstance(p, Analysed) else None)
 
 
-def _record(
-    path: Path, status: str, error: str | None, table: TableRead | None, model: str
-) -> dict[str, Any]:
-    return {
-        "image": str(path),
-        "status": status,
-        "error": error,
-        "rows": table.rows if table else None,
-        "cols": table.cols if table else None,
-        "model": model,
-        "cells": [
-            {
-                "row": c.row,
-                "col": c.col,
-                "box": list(c.box),
-                "value": c.value,
-                "confidence": round(c.confidence, 4),
-            }
-            for c in table.cells
-        ]
-        if table
-        else [],
-    }
-
-
 def _remove_outputs(out_dir: Path, stem: str) -> None:
     # A failed image must not leave a stale table from an earlier run behind.
-    for p in [out_dir / f"{stem}.csv", *(out_dir / REVIEW).glob(f"{stem}.r*")]:
+    for p in [table_path(out_dir, stem), *image_files(out_dir / REVIEW, stem)]:
         remove_file(p, "cannot remove stale output")
 
 
@@ -295,7 +277,7 @@ def _write_review(
     below: float,
     classifier: Classifier,
 ) -> int:
-    for old in review_dir.glob(f"{stem}.r*"):
+    for old in image_files(review_dir, stem):
         old.unlink(missing_ok=True)
     # The same rule marks the cells on report.html.
     low = [c for c in table.cells if needs_review(c.confidence, below)]
@@ -304,28 +286,19 @@ def _write_review(
         k = c.row * table.cols + c.col
         # The stored crop is exactly what the classifier saw; the row strip
         # gives the labeller its context.
-        crop_png = encode_png(item.crop(k))
-        crop_name = f"{stem}.r{c.row:03d}c{c.col:03d}.png"
-        strip_name = f"{stem}.r{c.row:03d}.row.png"
-        if c.row not in strips_written:
-            write_atomic(review_dir / strip_name, encode_png(item.row_strip(c.row)))
-            strips_written.add(c.row)
-        write_atomic(review_dir / crop_name, crop_png)
-        guess = classifier.classes[_class_index(classifier, c.value)]
-        meta = {
-            "crop": crop_name,
-            "row_strip": strip_name,
-            "image": str(item.path.resolve()),
-            "row": c.row,
-            "col": c.col,
-            "box": list(item.boxes[k]),
-            "guess": guess,
-            "confidence": round(c.confidence, 4),
-            "model": classifier.name,
-            "classes": list(classifier.classes),
-            "sha256": hashlib.sha256(crop_png).hexdigest(),
-        }
-        write_atomic(review_dir / f"{stem}.r{c.row:03d}c{c.col:03d}.json", json.dumps(meta) + "\n")
+        strip = None if c.row in strips_written else encode_png(item.row_strip(c.row))
+        strips_written.add(c.row)
+        cell = ReviewCell(
+            image=str(item.path.resolve()),
+            row=c.row,
+            col=c.col,
+            box=item.boxes[k],
+            guess=classifier.classes[_class_index(classifier, c.value)],
+            confidence=c.confidence,
+            model=classifier.name,
+            classes=classifier.classes,
+        )
+        write_review_cell(review_dir, stem, cell, encode_png(item.crop(k)), strip)
     return len(low)
 
 
@@ -336,15 +309,5 @@ def _class_index(classifier: Classifier, value: int | None) -> int:
 def _rewrite_report(out_dir: Path, images: list[Path], stems: dict[Path, str]) -> None:
     """One line per current image, from the per-image records: complete even
     after a crash, and identical to a run that was never interrupted."""
-    lines = []
-    for p in images:
-        rec = out_dir / STATE / f"{stems[p]}.json"
-        try:
-            state = json.loads(rec.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError) as e:
-            raise OutputError(f"{rec}: cannot read ({e})") from e
-        state.pop("source", None)
-        lines.append(json.dumps(state) + "\n")
-    write_atomic(out_dir / REPORT, "".join(lines))
+    records = (read_record(out_dir, stems[p]) for p in images)
+    write_report(out_dir, (report_line(r) for r in records if r is not None))

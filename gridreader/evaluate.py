@@ -20,6 +20,8 @@ import numpy as np
 
 from gridreader.batch import list_images, output_stems, run_batch
 from gridreader.errors import UsageError
+from gridreader.formats.report import read_report
+from gridreader.formats.tables import table_path
 from gridreader.host import machine
 from gridreader.model import Classifier
 from gridreader.pipeline import WorkerPool
@@ -83,15 +85,12 @@ def _norm(v: str) -> str:
         return v
 
 
-def _found_boxes(report: Path) -> dict[str, list[list[int]]]:
+def _found_boxes(out_dir: Path) -> dict[str, list[list[int]]]:
     """Detected cell boxes per image file name, from the batch report."""
-    out: dict[str, list[list[int]]] = {}
-    if not report.is_file():
-        return out
-    for line in report.read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
-        out[Path(rec["image"]).name] = [c["box"] for c in rec.get("cells", [])]
-    return out
+    return {
+        Path(rec["image"]).name: [c["box"] for c in rec.get("cells", [])]
+        for rec in read_report(out_dir)
+    }
 
 
 def _box_hits(truth: list[list[list[float]]], found: list[list[int]]) -> tuple[int, int]:
@@ -157,7 +156,7 @@ def evaluate(
         mistakes: list[dict[str, Any]] = []
         total = good = exact = shape_ok = 0
         boxes_found = boxes_total = 0
-        found = _found_boxes(out / "report.jsonl")
+        found = _found_boxes(out)
         for p in images:
             truth = _read_csv(p.with_suffix(".csv"))
             meta = p.with_suffix(".boxes.json")
@@ -168,7 +167,7 @@ def evaluate(
                 boxes_found += hit
                 boxes_total += n_boxes
             n = sum(len(r) for r in truth)
-            pred_path = out / f"{stems[work / p.name]}.csv"
+            pred_path = table_path(out, stems[work / p.name])
             pred = _read_csv(pred_path) if pred_path.is_file() else None
             same_shape = (
                 pred is not None

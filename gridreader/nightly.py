@@ -22,7 +22,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +32,12 @@ from typing import Any
 from capture.config import CaptureConfig, TargetConfig, load_config, resolve_binaries
 from capture.config import select_targets as select_capture_targets
 from capture.run import TargetResult, capture_targets, login_secrets, redact_secrets
-from gridreader.batch import REVIEW, STATE, list_images, output_stems, run_batch
+from capture.shots import complete_shots, remove_target_shots
+from gridreader.batch import list_images, output_stems, run_batch
 from gridreader.errors import ConfigError, GridReaderError, LockedError, OutputError
+from gridreader.formats.records import read_record, record_path
+from gridreader.formats.review import REVIEW_DIR, image_files, sidecar_stem
+from gridreader.formats.tables import table_path
 from gridreader.host import iso_utc
 from gridreader.imageio import remove_file, remove_temp_files, write_atomic
 from gridreader.report_html import REPORT_PAGE
@@ -47,8 +50,6 @@ SCREENS, TABLES = "screens", "tables"
 SUMMARY_JSON, SUMMARY_TXT, LOG_NAME = "summary.json", "summary.txt", "nightly.log"
 DEFAULT_REVIEW_BELOW = 0.9
 _LOGGERS = ("gridreader", "capture")
-_SHOT_RE = re.compile(r"^(?P<name>[A-Za-z0-9_-]+)-(?P<stamp>\d{8}T\d{6}Z)(?:-p(?P<page>\d+))?$")
-_REVIEW_RE = re.compile(r"^(?P<stem>.+)\.r\d{3,}c\d{3,}\.json$")
 
 
 @dataclass(frozen=True)
@@ -458,8 +459,8 @@ def completed_targets(screens: Path, targets: Iterable[TargetConfig]) -> set[str
     killed capture leaves at most a PNG without a sidecar, which does not count.
     """
     shots: dict[tuple[str, str], set[int | None]] = {}
-    for name, stamp, page in _shots(screens):
-        shots.setdefault((name, stamp), set()).add(page)
+    for shot in complete_shots(screens):
+        shots.setdefault((shot.name, shot.stamp), set()).add(shot.page)
     done = set()
     for t in targets:
         want: set[int | None] = set(range(1, t.pages.count + 1)) if t.pages is not None else {None}
@@ -468,37 +469,17 @@ def completed_targets(screens: Path, targets: Iterable[TargetConfig]) -> set[str
     return done
 
 
-def _shots(screens: Path) -> Iterator[tuple[str, str, int | None]]:
-    try:
-        entries = list(screens.iterdir())
-    except FileNotFoundError:
-        return
-    names = {p.name for p in entries}
-    for p in entries:
-        m = _SHOT_RE.match(p.stem)
-        if p.suffix == ".png" and m and f"{p.stem}.json" in names:
-            page = m.group("page")
-            yield m.group("name"), m.group("stamp"), int(page) if page else None
-
-
 def remove_target_files(screens: Path, tables: Path, name: str) -> int:
     """Remove a target's screenshots, sidecars and the outputs read from them.
 
     Raises:
         OutputError: a file cannot be removed.
     """
-    stems = []
-    with contextlib.suppress(FileNotFoundError):
-        for p in screens.iterdir():
-            m = _SHOT_RE.match(p.stem)
-            if m and m.group("name") == name and p.suffix in (".png", ".json"):
-                stems.append(p.stem)
-                remove_file(p)
+    stems = remove_target_shots(screens, name)
     removed = len(stems)
     for stem in set(stems):
-        outputs = [tables / f"{stem}.csv", tables / STATE / f"{stem}.json"]
-        with contextlib.suppress(FileNotFoundError):
-            outputs += [p for p in (tables / REVIEW).iterdir() if p.name.startswith(f"{stem}.r")]
+        outputs = [table_path(tables, stem), record_path(tables, stem)]
+        outputs += image_files(tables / REVIEW_DIR, stem)
         for p in outputs:
             remove_file(p)
     return removed
@@ -516,7 +497,7 @@ def table_stats(screens: Path, tables: Path) -> TableStats:
     errors: list[str] = []
     confidences: list[float] = []
     for image in images:
-        record = _read_record(tables / STATE / f"{stems[image]}.json")
+        record = read_record(tables, stems[image])
         if record is None:
             continue
         if record.get("status") == "ok":
@@ -526,7 +507,7 @@ def table_stats(screens: Path, tables: Path) -> TableStats:
         else:
             failed += 1
             errors.append(str(record.get("error") or f"{image}: failed"))
-    review = _count_review(tables / REVIEW, set(stems.values()))
+    review = _count_review(tables / REVIEW_DIR, set(stems.values()))
     return TableStats(
         read=read,
         failed=failed,
@@ -538,28 +519,12 @@ def table_stats(screens: Path, tables: Path) -> TableStats:
     )
 
 
-def _read_record(path: Path) -> dict[str, Any] | None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise OutputError(f"{path}: cannot read ({e.strerror or e})") from e
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise OutputError(f"{path}: not a valid record ({e.msg})") from e
-    return record if isinstance(record, dict) else None
-
-
 def _count_review(review: Path, stems: set[str]) -> int:
     try:
         names = [p.name for p in review.iterdir()]
     except FileNotFoundError:
         return 0
-    return sum(
-        1 for n in names if (m := _REVIEW_RE.match(n)) is not None and m.group("stem") in stems
-    )
+    return sum(1 for n in names if sidecar_stem(n) in stems)
 
 
 def format_summary(s: NightlySummary) -> str:

@@ -9,24 +9,16 @@ only by looking them up here, never by joining a path the browser sent.
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from gridreader.errors import DataError, LabelError
-from labeller.store import CropRecord, is_sha256
+from gridreader.formats.review import SIDECAR_PATTERN, parse_sidecar, sidecar_stem
+from labeller.store import CropRecord
 
-MAX_SIDECAR_BYTES = 1024 * 1024
 MAX_CROP_BYTES = 20 * 1024 * 1024
 MAX_STRIP_BYTES = 50 * 1024 * 1024
-
-_CLASS_RE = re.compile(r"\d{1,4}|empty")
-# STEM.rRRRcCCC.json (CONVENTIONS.md); other JSON in the folder is not a cell sidecar.
-_SIDECAR_RE = re.compile(r".+\.r\d{3,}c\d{3,}\.json")
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -149,7 +141,7 @@ def load_review_dirs(dirs: Sequence[str | Path]) -> ReviewIndex:
     sidecars_seen = 0
     for order, folder in enumerate(folders):
         for sidecar in sorted(folder.glob("*.json")):
-            if not _SIDECAR_RE.fullmatch(sidecar.name):
+            if sidecar_stem(sidecar.name) is None:
                 continue
             sidecars_seen += 1
             try:
@@ -164,7 +156,7 @@ def load_review_dirs(dirs: Sequence[str | Path]) -> ReviewIndex:
             found.append((item.confidence, order, item.name, item))
     if sidecars_seen == 0:
         names = ", ".join(str(f) for f in folders)
-        raise DataError(f"{names}: no review sidecars (STEM.rRRRcCCC.json) found")
+        raise DataError(f"{names}: no review sidecars ({SIDECAR_PATTERN}) found")
     found.sort(key=lambda t: (t[0], t[1], t[2]))
     items = tuple(t[3] for t in found)
     name_count: dict[str, int] = {}
@@ -181,72 +173,35 @@ def load_review_dirs(dirs: Sequence[str | Path]) -> ReviewIndex:
 
 
 def _read_sidecar(sidecar: Path, folder: Path) -> ReviewItem:
-    """Parse and check one sidecar; raise DataError naming it on any problem."""
-    try:
-        if sidecar.stat().st_size > MAX_SIDECAR_BYTES:
-            raise DataError(f"{sidecar}: sidecar is over {MAX_SIDECAR_BYTES} bytes")
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{sidecar}: unreadable sidecar ({e})") from e
-    if not isinstance(meta, dict):
-        raise DataError(f"{sidecar}: sidecar is not a JSON object")
-
-    crop_name = _get(meta, "crop", str, sidecar)
-    strip_name = meta.get("row_strip")
-    sha = _get(meta, "sha256", str, sidecar).lower()
-    if not is_sha256(sha):
-        raise DataError(f"{sidecar}: 'sha256' is not a sha256 hex digest")
-    classes_raw = _get(meta, "classes", list, sidecar)
-    good = all(isinstance(c, str) and _CLASS_RE.fullmatch(c) for c in classes_raw)
-    if not classes_raw or not good:
-        raise DataError(f"{sidecar}: 'classes' must be a list of integers-as-text and 'empty'")
-    classes = tuple(str(c) for c in classes_raw)
-    box_raw = _get(meta, "box", list, sidecar)
-    if len(box_raw) != 4 or not all(type(v) is int for v in box_raw):
-        raise DataError(f"{sidecar}: 'box' must be four integers [x0, y0, x1, y1]")
-    box = (int(box_raw[0]), int(box_raw[1]), int(box_raw[2]), int(box_raw[3]))
-    conf_raw = meta.get("confidence")
-    if not isinstance(conf_raw, int | float) or isinstance(conf_raw, bool):
-        raise DataError(f"{sidecar}: key 'confidence' is missing or has the wrong type")
-    confidence = float(conf_raw)
-    if not 0.0 <= confidence <= 1.0:
-        raise DataError(f"{sidecar}: 'confidence' {confidence} is outside [0, 1]")
-
-    crop_path = _member(folder, crop_name, sidecar, "crop")
+    """Parse and check one sidecar and the files it names; raise DataError naming it."""
+    meta = parse_sidecar(sidecar)
+    crop_path = _member(folder, meta.crop, sidecar, "crop")
     data = read_inside(crop_path, folder, MAX_CROP_BYTES)
     if data is None:
-        raise DataError(f"{sidecar}: crop {crop_name!r} is missing, too large or outside {folder}")
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha:
-        raise DataError(f"{sidecar}: crop {crop_name!r} does not match the sidecar's sha256")
+        raise DataError(f"{sidecar}: crop {meta.crop!r} is missing, too large or outside {folder}")
+    if hashlib.sha256(data).hexdigest() != meta.sha256:
+        raise DataError(f"{sidecar}: crop {meta.crop!r} does not match the sidecar's sha256")
     strip_path = None
-    if isinstance(strip_name, str) and strip_name:
-        candidate = _member(folder, strip_name, sidecar, "row_strip")
+    if meta.row_strip is not None:
+        candidate = _member(folder, meta.row_strip, sidecar, "row_strip")
         if read_inside(candidate, folder, MAX_STRIP_BYTES) is not None:
             strip_path = candidate
+    cell = meta.cell
     return ReviewItem(
-        sha256=sha,
-        name=crop_name,
+        sha256=meta.sha256,
+        name=meta.crop,
         crop_path=crop_path,
         strip_path=strip_path,
         review_dir=folder,
-        image=_get(meta, "image", str, sidecar),
-        row=_get(meta, "row", int, sidecar),
-        col=_get(meta, "col", int, sidecar),
-        box=box,
-        guess=_get(meta, "guess", str, sidecar),
-        confidence=confidence,
-        model=_get(meta, "model", str, sidecar),
-        classes=classes,
+        image=cell.image,
+        row=cell.row,
+        col=cell.col,
+        box=cell.box,
+        guess=cell.guess,
+        confidence=cell.confidence,
+        model=cell.model,
+        classes=cell.classes,
     )
-
-
-def _get(meta: dict[str, object], key: str, kind: type[_T], sidecar: Path) -> _T:
-    """``meta[key]`` if it has exactly type ``kind`` (so ``True`` is not an int)."""
-    value = meta.get(key)
-    if type(value) is not kind:
-        raise DataError(f"{sidecar}: key {key!r} is missing or has the wrong type")
-    return value
 
 
 def _member(folder: Path, name: str, sidecar: Path, key: str) -> Path:

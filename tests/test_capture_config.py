@@ -15,7 +15,8 @@ from capture.config import (
     resolve_binaries,
     select_targets,
 )
-from capture.run import build_stem, redact_secrets
+from capture.run import redact_secrets
+from capture.shots import build_stem
 from gridreader.cli import main
 from gridreader.errors import ConfigError
 
