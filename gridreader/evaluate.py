@@ -72,6 +72,44 @@ class EvalResult:
         return d
 
 
+@dataclass
+class _Tally:
+    """Running counts over tables (of one style, or all)."""
+
+    tables: int = 0
+    cells: int = 0
+    right: int = 0
+    exact: int = 0
+    shapes: int = 0
+
+    def add(self, cells: int, right: int, same_shape: bool) -> None:
+        """Count one table: its truth cells, those read right, whether its shape was."""
+        self.tables += 1
+        self.cells += cells
+        self.right += right
+        self.exact += right == cells
+        self.shapes += same_shape
+
+    def score(self) -> StyleScore:
+        return StyleScore(
+            self.tables,
+            self.cells,
+            round(self.right / max(self.cells, 1), 5),
+            round(self.exact / self.tables, 4),
+            round(self.shapes / self.tables, 4),
+        )
+
+
+def _wrong_cells(image: str, pred: list[list[str]], truth: list[list[str]]) -> list[dict[str, Any]]:
+    """The cells of a table of the right shape that were read wrong, in reading order."""
+    return [
+        {"image": image, "row": r, "col": c, "truth": b, "predicted": a}
+        for r, (prow, trow) in enumerate(zip(pred, truth, strict=True))
+        for c, (a, b) in enumerate(zip(prow, trow, strict=True))
+        if a != b
+    ]
+
+
 def _read_csv(path: Path) -> list[list[str]]:
     with open(path, newline="", encoding="utf-8") as f:
         return [[_norm(c) for c in row] for row in csv.reader(f) if row]
@@ -151,10 +189,10 @@ def evaluate(
             progress=False,
         )
         stems = output_stems(sorted(work.iterdir(), key=lambda q: q.name))
-        per: dict[str, list[int]] = {}
+        per: dict[str, _Tally] = {}
+        overall = _Tally()
         confusions: Counter[tuple[str, str]] = Counter()
         mistakes: list[dict[str, Any]] = []
-        total = good = exact = shape_ok = 0
         boxes_found = boxes_total = 0
         found = _found_boxes(out)
         for p in images:
@@ -174,48 +212,25 @@ def evaluate(
                 and len(pred) == len(truth)
                 and all(len(a) == len(b) for a, b in zip(pred, truth, strict=False))
             )
-            ok = 0
-            if same_shape and pred is not None:
-                for r, (prow, trow) in enumerate(zip(pred, truth, strict=True)):
-                    for c, (a, b) in enumerate(zip(prow, trow, strict=True)):
-                        if a == b:
-                            ok += 1
-                        else:
-                            confusions[(b or "empty", a or "empty")] += 1
-                            mistakes.append(
-                                {"image": p.name, "row": r, "col": c, "truth": b, "predicted": a}
-                            )
-            s = per.setdefault(style, [0, 0, 0, 0, 0])
-            s[0] += 1
-            s[1] += n
-            s[2] += ok
-            s[3] += ok == n
-            s[4] += same_shape
-            total += n
-            good += ok
-            exact += ok == n
-            shape_ok += same_shape
+            wrong = _wrong_cells(p.name, pred, truth) if same_shape and pred is not None else []
+            for m in wrong:
+                confusions[(m["truth"] or "empty", m["predicted"] or "empty")] += 1
+            mistakes += wrong
+            right = n - len(wrong) if same_shape else 0
+            per.setdefault(style, _Tally()).add(n, right, same_shape)
+            overall.add(n, right, same_shape)
     cells_read = summary.cells
     return EvalResult(
         folder=str(folder),
         model=classifier.name,
         tables=len(images),
-        cells=total,
-        cell_accuracy=round(good / max(total, 1), 5),
-        table_exact=round(exact / len(images), 4),
-        shape_accuracy=round(shape_ok / len(images), 4),
+        cells=overall.cells,
+        cell_accuracy=overall.score().cell_accuracy,
+        table_exact=overall.score().table_exact,
+        shape_accuracy=overall.score().shape_accuracy,
         box_recall=round(boxes_found / boxes_total, 5) if boxes_total else None,
         failed_images=summary.failed,
-        per_style={
-            k: StyleScore(
-                v[0],
-                v[1],
-                round(v[2] / max(v[1], 1), 5),
-                round(v[3] / v[0], 4),
-                round(v[4] / v[0], 4),
-            )
-            for k, v in sorted(per.items())
-        },
+        per_style={k: v.score() for k, v in sorted(per.items())},
         confusions=[(t, p, n) for (t, p), n in confusions.most_common(10)],
         seconds=round(summary.seconds, 3),
         cells_per_second=round(cells_read / max(summary.seconds, 1e-9), 1),
