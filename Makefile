@@ -53,8 +53,8 @@ sysdeps-fonts:
 	$(call apt_ensure,$(APT_FONTS))
 
 lint: $(STAMP)
-	$(BIN)/ruff check gridreader capture labeller tests
-	$(BIN)/ruff format --check gridreader capture labeller tests
+	$(BIN)/ruff check gridreader capture labeller tests tools
+	$(BIN)/ruff format --check gridreader capture labeller tests tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
