@@ -27,8 +27,8 @@ from capture.config import (
     resolve_binaries,
     select_targets,
 )
-from capture.shots import build_stem, write_shot_files
 from gridreader.errors import CaptureError, ImageLoadError
+from gridreader.formats.shots import build_stem, write_shot_files
 from gridreader.host import iso_utc
 from gridreader.imageio import load_image, write_atomic
 

@@ -26,6 +26,7 @@ from gridreader.formats.records import (
 )
 from gridreader.formats.report import REPORT_NAME, image_record, write_report
 from gridreader.formats.review import REVIEW_DIR, ReviewCell, image_files, write_review_cell
+from gridreader.formats.shots import sidecar_path
 from gridreader.formats.tables import table_path
 from gridreader.imageio import (
     encode_png,
@@ -44,7 +45,6 @@ from gridreader.pipeline import (
     table_csv,
 )
 from gridreader.report_html import needs_review, write_report_page, write_thumbnail
-from gridreader.sidecar import sidecar_path
 from gridreader.types import Shape, TableRead
 
 REPORT = REPORT_NAME

@@ -51,9 +51,10 @@ class LockedError(GridReaderError):
     """Another run holds the lock."""
 
 
-def one_line(e: BaseException, limit: int = 200, text: str | None = None) -> str:
+def one_line(e: BaseException, limit: int | None = 200, text: str | None = None) -> str:
     """The first line of ``text`` (default: ``str(e)``), or the exception's type
-    name when it is blank; at most ``limit`` characters, for one-line messages."""
+    name when it is blank; at most ``limit`` characters (``None``: any), for
+    one-line messages."""
     text = str(e) if text is None else text
     line = text.strip().splitlines()[0] if text.strip() else type(e).__name__
     return line[:limit]

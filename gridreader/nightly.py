@@ -32,11 +32,11 @@ from typing import Any
 from capture.config import CaptureConfig, TargetConfig, load_config, resolve_binaries
 from capture.config import select_targets as select_capture_targets
 from capture.run import TargetResult, capture_targets, login_secrets, redact_secrets
-from capture.shots import complete_shots, remove_target_shots
 from gridreader.batch import list_images, output_stems, run_batch
 from gridreader.errors import ConfigError, GridReaderError, LockedError, OutputError
 from gridreader.formats.records import read_record, record_path
 from gridreader.formats.review import REVIEW_DIR, image_files, sidecar_stem
+from gridreader.formats.shots import complete_shots, remove_target_shots
 from gridreader.formats.tables import table_path
 from gridreader.host import iso_utc
 from gridreader.imageio import remove_file, remove_temp_files, write_atomic

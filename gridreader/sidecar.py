@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from gridreader.errors import one_line
+from gridreader.formats.shots import sidecar_path
 from gridreader.types import Grid, Shape, parse_shape
 
 # Cells of one row share their top and bottom, cells of one column their left
@@ -38,11 +40,6 @@ class PageHints:
     warnings: tuple[str, ...] = ()
 
 
-def sidecar_path(image: Path) -> Path:
-    """Where the capture sidecar of ``image`` sits: ``STEM.json`` beside it."""
-    return image.with_suffix(".json")
-
-
 def read_page_hints(image: Path, size: tuple[int, int], shape: Shape | None) -> PageHints:
     """The grid (or shape hint) the sidecar of ``image`` gives.
 
@@ -58,7 +55,9 @@ def read_page_hints(image: Path, size: tuple[int, int], shape: Shape | None) -> 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        return PageHints(None, shape, (f"{path}: unreadable sidecar ignored ({_first_line(e)})",))
+        return PageHints(
+            None, shape, (f"{path}: unreadable sidecar ignored ({one_line(e, None)})",)
+        )
     # Another program's JSON that happens to share the stem: not ours to judge.
     if not isinstance(data, dict) or "image_size" not in data:
         return PageHints(None, shape)
@@ -148,8 +147,3 @@ def _is_pair(value: object) -> bool:
         and len(value) == 2
         and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     )
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -16,9 +16,9 @@ from capture.config import (
     select_targets,
 )
 from capture.run import redact_secrets
-from capture.shots import build_stem
 from gridreader.cli import main
 from gridreader.errors import ConfigError
+from gridreader.formats.shots import build_stem
 
 GOOD_TARGET = '[[target]]\nname = "t1"\nurl = "http://127.0.0.1:9/x"\ntable = "#t"\n'
 LOGIN = (

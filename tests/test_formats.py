@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from capture.shots import Shot, build_stem, complete_shots, parse_stem, remove_target_shots
 from gridreader.errors import DataError, OutputError
 from gridreader.formats.records import read_record, record_path, report_line, write_record
 from gridreader.formats.report import read_report, write_report
@@ -22,6 +21,13 @@ from gridreader.formats.review import (
     sidecar_stem,
     strip_name,
     write_review_cell,
+)
+from gridreader.formats.shots import (
+    Shot,
+    build_stem,
+    complete_shots,
+    parse_stem,
+    remove_target_shots,
 )
 
 

@@ -4,7 +4,9 @@ Page K of target NAME captured at a UTC second is ``NAME-YYYYmmddTHHMMSSZ-pK.png
 (no ``-pK`` for an unpaged target) with a ``.json`` sidecar of the same stem
 saying what was captured. The PNG is written first, then the sidecar, each
 atomically: a killed capture leaves at most a PNG without a sidecar, which is
-not a complete shot. Capture writes them; nightly finds and removes them here.
+not a complete shot. Capture writes them; nightly finds and removes them, and
+batch finds an image's sidecar (:mod:`gridreader.sidecar` reads its geometry),
+through these functions. It lives in the core because both use it.
 """
 
 from __future__ import annotations
@@ -47,11 +49,16 @@ def parse_stem(stem: str) -> Shot | None:
     return Shot(m.group("name"), m.group("stamp"), int(page) if page else None)
 
 
+def sidecar_path(image: Path) -> Path:
+    """Where the capture sidecar of ``image`` sits: ``STEM.json`` beside it."""
+    return image.with_suffix(".json")
+
+
 def write_shot_files(out: Path, stem: str, png: bytes, sidecar: dict[str, Any]) -> Path:
     """Write ``stem.png``, then its sidecar ``stem.json``; return the PNG's path."""
     png_path = out / f"{stem}.png"
     write_atomic(png_path, png)
-    write_atomic(out / f"{stem}.json", json.dumps(sidecar, indent=2) + "\n")
+    write_atomic(sidecar_path(png_path), json.dumps(sidecar, indent=2) + "\n")
     return png_path
 
 
@@ -64,7 +71,7 @@ def complete_shots(folder: Path) -> Iterator[Shot]:
     names = {p.name for p in entries}
     for p in entries:
         shot = parse_stem(p.stem)
-        if p.suffix == ".png" and shot is not None and f"{p.stem}.json" in names:
+        if p.suffix == ".png" and shot is not None and sidecar_path(p).name in names:
             yield shot
 
 
