@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -161,246 +161,299 @@ def _error(status: int, message: str) -> tuple[Response, int]:
 
 
 def _install_routes(app: Flask, state: LabellerState) -> None:
+    # The routes find ``state`` in ``app.extensions`` (see ``_state``).
+    app.register_blueprint(routes)
+
+
+routes = Blueprint("labeller", __name__)
+"""The page, the JSON API and the images; each request finds the app's
+:class:`LabellerState` with :func:`_state`."""
+
+
+def _state() -> LabellerState:
+    state: LabellerState = current_app.extensions["gridreader_labeller"]
+    return state
+
+
+def _item_json(it: ReviewItem, label: str | None, *, classes: bool = False) -> dict[str, Any]:
+    """An item as the page gets it."""
+    state = _state()
+    out: dict[str, Any] = {
+        "sha256": it.sha256,
+        "name": it.name,
+        "crop": f"/crop/{it.sha256}",
+        "strip": f"/strip/{it.sha256}" if it.strip_path is not None else None,
+        "image": it.image,
+        "image_name": Path(it.image).name,
+        "row": it.row,
+        "col": it.col,
+        "box": list(it.box),
+        "guess": it.guess,
+        "confidence": it.confidence,
+        "model": it.model,
+        "label": label,
+        "class_set": state.class_sets[it.classes],
+    }
+    if classes:
+        out["classes"] = list(it.classes)
+    return out
+
+
+def _known_item(sha: object, what: str = "sha256") -> ReviewItem:
+    """The indexed item with crop hash ``sha`` (400 or 404 otherwise)."""
+    index = _state().index
+    if not is_sha256(sha):
+        raise ApiError(400, f"{what!r} must be a lowercase sha256 hex digest")
+    it = index.by_sha.get(str(sha))
+    if it is None:
+        raise ApiError(404, f"no review crop with sha256 {sha}")
+    return it
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "expected a JSON object body (Content-Type: application/json)")
+    return body
+
+
+def _client_of(body: dict[str, Any]) -> str:
+    try:
+        return check_client(body.get("client", DEFAULT_CLIENT))
+    except LabelError as e:
+        raise ApiError(400, str(e)) from None
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"query parameter {name!r} must be an integer") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, f"query parameter {name!r} must be in {lo}..{hi}")
+    return value
+
+
+def _png(data: bytes, *, immutable: bool) -> Response:
+    resp = Response(data, mimetype="image/png")
+    resp.headers["Cache-Control"] = "private, max-age=86400, immutable" if immutable else "no-cache"
+    return resp
+
+
+@routes.get("/")
+def page() -> str:
+    return render_template("index.html", grid_max=GRID_MAX)
+
+
+@routes.get("/favicon.ico")
+def favicon() -> Response:
+    return Response(status=204)
+
+
+@routes.get("/api/progress")
+def progress() -> Response:
+    state = _state()
+    return jsonify(state.progress())
+
+
+@routes.get("/api/queue")
+def queue() -> Response:
+    state = _state()
     index = state.index
     store = state.store
-
-    def item_json(it: ReviewItem, label: str | None, *, classes: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "sha256": it.sha256,
-            "name": it.name,
-            "crop": f"/crop/{it.sha256}",
-            "strip": f"/strip/{it.sha256}" if it.strip_path is not None else None,
-            "image": it.image,
-            "image_name": Path(it.image).name,
-            "row": it.row,
-            "col": it.col,
-            "box": list(it.box),
-            "guess": it.guess,
-            "confidence": it.confidence,
-            "model": it.model,
-            "label": label,
-            "class_set": state.class_sets[it.classes],
+    include_all = request.args.get("all", "0") in ("1", "true", "yes")
+    limit = _int_arg("limit", len(index.items), 0, 10**9)
+    labels = store.labels()
+    items: list[dict[str, Any]] = []
+    for it in index.items:
+        if len(items) >= limit:
+            break
+        label = labels.get(it.sha256)
+        if include_all or label is None:
+            items.append(_item_json(it, label))
+    return jsonify(
+        {
+            "items": items,
+            "class_sets": [list(c) for c in state.class_sets],
+            "progress": state.progress(set(labels)),
         }
-        if classes:
-            out["classes"] = list(it.classes)
-        return out
+    )
 
-    def known_item(sha: object, what: str = "sha256") -> ReviewItem:
-        if not is_sha256(sha):
-            raise ApiError(400, f"{what!r} must be a lowercase sha256 hex digest")
-        it = index.by_sha.get(str(sha))
-        if it is None:
-            raise ApiError(404, f"no review crop with sha256 {sha}")
-        return it
 
-    def json_body() -> dict[str, Any]:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise ApiError(400, "expected a JSON object body (Content-Type: application/json)")
-        return body
+@routes.get("/api/next")
+def next_item() -> Response:
+    state = _state()
+    index = state.index
+    store = state.store
+    after = request.args.get("after")
+    start = 0
+    if after is not None:
+        start = state.order[_known_item(after, "after").sha256] + 1
+    done = store.labelled_hashes()
+    n = len(index.items)
+    for k in range(n):
+        it = index.items[(start + k) % n]
+        if it.sha256 not in done and it.sha256 != after:
+            return jsonify({"item": _item_json(it, None), "progress": state.progress(done)})
+    return jsonify({"item": None, "progress": state.progress(done)})
 
-    def client_of(body: dict[str, Any]) -> str:
+
+@routes.get("/api/item/<sha>")
+def get_item(sha: str) -> Response:
+    state = _state()
+    store = state.store
+    it = _known_item(sha)
+    lab = store.get(it.sha256)
+    return jsonify(_item_json(it, lab.label if lab else None, classes=True))
+
+
+@routes.get("/api/grid")
+def grid() -> Response:
+    state = _state()
+    index = state.index
+    store = state.store
+    limit = _int_arg("limit", GRID_MAX, 1, GRID_MAX)
+    done = store.labelled_hashes()
+    remaining: dict[str, int] = {}
+    for it in index.items:
+        if it.sha256 not in done:
+            remaining[it.guess] = remaining.get(it.guess, 0) + 1
+    wanted = request.args.get("class")
+    if wanted is None:
+        wanted = max(remaining, key=lambda c: remaining[c]) if remaining else ""
+    elif len(wanted) > 16:
+        raise ApiError(400, "query parameter 'class' is too long")
+    items = [
+        _item_json(it, None) for it in index.items if it.guess == wanted and it.sha256 not in done
+    ][:limit]
+    classes = [{"class": c, "remaining": remaining[c]} for c in sorted(remaining, key=_class_key)]
+    return jsonify(
+        {"class": wanted, "items": items, "classes": classes, "progress": state.progress(done)}
+    )
+
+
+@routes.post("/api/label")
+def label() -> Response:
+    state = _state()
+    store = state.store
+    body = _json_body()
+    it = _known_item(body.get("sha256"))
+    client = _client_of(body)
+    try:
+        value = normalize_label(body.get("label"), it.classes)
+    except LabelError as e:
+        raise ApiError(400, str(e)) from None
+    record = _record_or_409(it)
+    stored = store.add(record, value, client=client)
+    return jsonify({"sha256": it.sha256, "label": stored, "progress": state.progress()})
+
+
+@routes.post("/api/confirm")
+def confirm() -> Response:
+    state = _state()
+    store = state.store
+    body = _json_body()
+    client = _client_of(body)
+    shas = body.get("sha256s")
+    if not isinstance(shas, list) or not 1 <= len(shas) <= CONFIRM_MAX:
+        raise ApiError(400, f"'sha256s' must be a list of 1..{CONFIRM_MAX} sha256 digests")
+    if len(set(map(str, shas))) != len(shas):
+        raise ApiError(400, "'sha256s' lists a crop twice")
+    items = [_known_item(s, "sha256s") for s in shas]
+    wanted = body.get("class")
+    try:
+        value = normalize_label(wanted, items[0].classes)
+        for it in items[1:]:
+            normalize_label(value, it.classes)
+    except LabelError as e:
+        raise ApiError(400, str(e)) from None
+    records = [_record_or_409(it) for it in items]
+    stored = store.add_many(records, value, client=client)
+    return jsonify({"class": stored, "stored": len(records), "progress": state.progress()})
+
+
+@routes.post("/api/undo")
+def undo() -> Response:
+    state = _state()
+    store = state.store
+    body = _json_body()
+    client = _client_of(body)
+    undone = store.undo(client=client)
+    return jsonify(
+        {
+            "undone": [{"sha256": u.sha256, "label": u.label, "now": u.now} for u in undone],
+            "progress": state.progress(),
+        }
+    )
+
+
+@routes.get("/api/locate/<sha>")
+def locate(sha: str) -> Response:
+    state = _state()
+    it = _known_item(sha)
+    with state.lock:
+        cached = it.sha256 in state.spots
+        spot = state.spots.get(it.sha256)
+    if not cached:
+        strip = it.read_strip()
         try:
-            return check_client(body.get("client", DEFAULT_CLIENT))
-        except LabelError as e:
-            raise ApiError(400, str(e)) from None
-
-    def int_arg(name: str, default: int, lo: int, hi: int) -> int:
-        raw = request.args.get(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ApiError(400, f"query parameter {name!r} must be an integer") from None
-        if not lo <= value <= hi:
-            raise ApiError(400, f"query parameter {name!r} must be in {lo}..{hi}")
-        return value
-
-    def png(data: bytes, *, immutable: bool) -> Response:
-        resp = Response(data, mimetype="image/png")
-        resp.headers["Cache-Control"] = (
-            "private, max-age=86400, immutable" if immutable else "no-cache"
-        )
-        return resp
-
-    @app.get("/")
-    def page() -> str:
-        return render_template("index.html", grid_max=GRID_MAX)
-
-    @app.get("/favicon.ico")
-    def favicon() -> Response:
-        return Response(status=204)
-
-    @app.get("/api/progress")
-    def progress() -> Response:
-        return jsonify(state.progress())
-
-    @app.get("/api/queue")
-    def queue() -> Response:
-        include_all = request.args.get("all", "0") in ("1", "true", "yes")
-        limit = int_arg("limit", len(index.items), 0, 10**9)
-        labels = store.labels()
-        items: list[dict[str, Any]] = []
-        for it in index.items:
-            if len(items) >= limit:
-                break
-            label = labels.get(it.sha256)
-            if include_all or label is None:
-                items.append(item_json(it, label))
-        return jsonify(
-            {
-                "items": items,
-                "class_sets": [list(c) for c in state.class_sets],
-                "progress": state.progress(set(labels)),
-            }
-        )
-
-    @app.get("/api/next")
-    def next_item() -> Response:
-        after = request.args.get("after")
-        start = 0
-        if after is not None:
-            start = state.order[known_item(after, "after").sha256] + 1
-        done = store.labelled_hashes()
-        n = len(index.items)
-        for k in range(n):
-            it = index.items[(start + k) % n]
-            if it.sha256 not in done and it.sha256 != after:
-                return jsonify({"item": item_json(it, None), "progress": state.progress(done)})
-        return jsonify({"item": None, "progress": state.progress(done)})
-
-    @app.get("/api/item/<sha>")
-    def get_item(sha: str) -> Response:
-        it = known_item(sha)
-        lab = store.get(it.sha256)
-        return jsonify(item_json(it, lab.label if lab else None, classes=True))
-
-    @app.get("/api/grid")
-    def grid() -> Response:
-        limit = int_arg("limit", GRID_MAX, 1, GRID_MAX)
-        done = store.labelled_hashes()
-        remaining: dict[str, int] = {}
-        for it in index.items:
-            if it.sha256 not in done:
-                remaining[it.guess] = remaining.get(it.guess, 0) + 1
-        wanted = request.args.get("class")
-        if wanted is None:
-            wanted = max(remaining, key=lambda c: remaining[c]) if remaining else ""
-        elif len(wanted) > 16:
-            raise ApiError(400, "query parameter 'class' is too long")
-        items = [
-            item_json(it, None)
-            for it in index.items
-            if it.guess == wanted and it.sha256 not in done
-        ][:limit]
-        classes = [
-            {"class": c, "remaining": remaining[c]} for c in sorted(remaining, key=_class_key)
-        ]
-        return jsonify(
-            {"class": wanted, "items": items, "classes": classes, "progress": state.progress(done)}
-        )
-
-    @app.post("/api/label")
-    def label() -> Response:
-        body = json_body()
-        it = known_item(body.get("sha256"))
-        client = client_of(body)
-        try:
-            value = normalize_label(body.get("label"), it.classes)
-        except LabelError as e:
-            raise ApiError(400, str(e)) from None
-        record = _record_or_409(it)
-        stored = store.add(record, value, client=client)
-        return jsonify({"sha256": it.sha256, "label": stored, "progress": state.progress()})
-
-    @app.post("/api/confirm")
-    def confirm() -> Response:
-        body = json_body()
-        client = client_of(body)
-        shas = body.get("sha256s")
-        if not isinstance(shas, list) or not 1 <= len(shas) <= CONFIRM_MAX:
-            raise ApiError(400, f"'sha256s' must be a list of 1..{CONFIRM_MAX} sha256 digests")
-        if len(set(map(str, shas))) != len(shas):
-            raise ApiError(400, "'sha256s' lists a crop twice")
-        items = [known_item(s, "sha256s") for s in shas]
-        wanted = body.get("class")
-        try:
-            value = normalize_label(wanted, items[0].classes)
-            for it in items[1:]:
-                normalize_label(value, it.classes)
-        except LabelError as e:
-            raise ApiError(400, str(e)) from None
-        records = [_record_or_409(it) for it in items]
-        stored = store.add_many(records, value, client=client)
-        return jsonify({"class": stored, "stored": len(records), "progress": state.progress()})
-
-    @app.post("/api/undo")
-    def undo() -> Response:
-        body = json_body()
-        client = client_of(body)
-        undone = store.undo(client=client)
-        return jsonify(
-            {
-                "undone": [{"sha256": u.sha256, "label": u.label, "now": u.now} for u in undone],
-                "progress": state.progress(),
-            }
-        )
-
-    @app.get("/api/locate/<sha>")
-    def locate(sha: str) -> Response:
-        it = known_item(sha)
+            crop = it.read_crop()
+        except LabelError:
+            crop = b""
+        spot = locate_crop(crop, strip) if strip else None
         with state.lock:
-            cached = it.sha256 in state.spots
-            spot = state.spots.get(it.sha256)
-        if not cached:
-            strip = it.read_strip()
-            try:
-                crop = it.read_crop()
-            except LabelError:
-                crop = b""
-            spot = locate_crop(crop, strip) if strip else None
-            with state.lock:
-                state.spots[it.sha256] = spot
-        if spot is None:
-            return jsonify({"found": False})
-        spot_json = {"x0": spot.x0, "x1": spot.x1, "width": spot.width, "height": spot.height}
-        return jsonify({"found": True, **spot_json})
+            state.spots[it.sha256] = spot
+    if spot is None:
+        return jsonify({"found": False})
+    spot_json = {"x0": spot.x0, "x1": spot.x1, "width": spot.width, "height": spot.height}
+    return jsonify({"found": True, **spot_json})
 
-    @app.get("/crop/<key>")
-    def crop(key: str) -> Response:
-        sha = key if is_sha256(key) else index.by_name.get(key)
-        if sha is None:
-            raise ApiError(404, "no such crop")
-        it = index.by_sha.get(sha)
-        if it is not None:
-            try:
-                return png(it.read_crop(), immutable=sha == key)
-            except LabelError:
-                pass
-        # Labelled crops stay viewable after their review folder is gone.
-        stored = store.crop_png(sha)
-        if stored is None:
-            raise ApiError(404, "no such crop")
-        return png(stored, immutable=sha == key)
 
-    @app.get("/strip/<key>")
-    def strip(key: str) -> Response:
-        it = index.by_sha.get(key) if is_sha256(key) else None
-        data = it.read_strip() if it is not None else None
-        if data is None:
-            raise ApiError(404, "no such row strip")
-        return png(data, immutable=True)
-
-    def _record_or_409(it: ReviewItem) -> CropRecord:
+@routes.get("/crop/<key>")
+def crop(key: str) -> Response:
+    state = _state()
+    index = state.index
+    store = state.store
+    sha = key if is_sha256(key) else index.by_name.get(key)
+    if sha is None:
+        raise ApiError(404, "no such crop")
+    it = index.by_sha.get(sha)
+    if it is not None:
         try:
-            return it.to_record()
-        except LabelError as e:
-            # A crop labelled before keeps its stored bytes: it can still be relabelled.
-            stored = store.crop_png(it.sha256)
-            if stored is None:
-                raise ApiError(409, str(e)) from None
-            return it.to_record(stored)
+            return _png(it.read_crop(), immutable=sha == key)
+        except LabelError:
+            pass
+    # Labelled crops stay viewable after their review folder is gone.
+    stored = store.crop_png(sha)
+    if stored is None:
+        raise ApiError(404, "no such crop")
+    return _png(stored, immutable=sha == key)
+
+
+@routes.get("/strip/<key>")
+def strip(key: str) -> Response:
+    state = _state()
+    index = state.index
+    it = index.by_sha.get(key) if is_sha256(key) else None
+    data = it.read_strip() if it is not None else None
+    if data is None:
+        raise ApiError(404, "no such row strip")
+    return _png(data, immutable=True)
+
+
+def _record_or_409(it: ReviewItem) -> CropRecord:
+    store = _state().store
+    try:
+        return it.to_record()
+    except LabelError as e:
+        # A crop labelled before keeps its stored bytes: it can still be relabelled.
+        stored = store.crop_png(it.sha256)
+        if stored is None:
+            raise ApiError(409, str(e)) from None
+        return it.to_record(stored)
 
 
 def _class_key(name: str) -> tuple[int, int]:
