@@ -127,7 +127,7 @@ def _found_boxes(out_dir: Path) -> dict[str, list[list[int]]]:
     """Detected cell boxes per image file name, from the batch report."""
     return {
         Path(rec["image"]).name: [c["box"] for c in rec.get("cells", [])]
-        for rec in read_report(out_dir)
+        for rec in read_report(out_dir, missing_ok=True)
     }
 
 

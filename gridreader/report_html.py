@@ -9,7 +9,6 @@ is laid out only when scrolled near (``content-visibility``).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,8 @@ from urllib.parse import quote
 import numpy as np
 
 from gridreader.errors import GridReaderError, OutputError
+from gridreader.formats.report import read_report
+from gridreader.formats.review import REVIEW_DIR
 from gridreader.imageio import load_image, remove_file, write_atomic
 
 REPORT_PAGE = "report.html"
@@ -291,30 +292,6 @@ def _thumbnail_from_file(record: Mapping[str, Any]) -> bytes | None:
 # -- the file ---------------------------------------------------------------------------
 
 
-def read_records(report: Path) -> list[dict[str, Any]]:
-    """The records of ``report.jsonl``.
-
-    Raises:
-        OutputError: it cannot be read or a line is not a JSON object.
-    """
-    try:
-        text = report.read_text(encoding="utf-8")
-    except OSError as e:
-        raise OutputError(f"{report}: cannot read ({e.strerror or e})") from e
-    records = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as e:
-            raise OutputError(f"{report}: line {n}: not JSON ({e})") from e
-        if not isinstance(rec, dict):
-            raise OutputError(f"{report}: line {n}: not a JSON object")
-        records.append(rec)
-    return records
-
-
 def write_report_page(
     out_dir: Path, review_below: float, stems: Mapping[Path, str] | None = None
 ) -> Path:
@@ -333,9 +310,9 @@ def write_report_page(
     Raises:
         OutputError: the report cannot be read or the page cannot be written.
     """
-    from gridreader.batch import REPORT, REVIEW, output_stems
+    from gridreader.batch import output_stems
 
-    records = read_records(out_dir / REPORT)
+    records = read_report(out_dir)
     paths = [Path(str(r.get("image", ""))) for r in records]
     names = dict(stems) if stems is not None else {}
     fallback = output_stems(paths)
@@ -362,7 +339,7 @@ def write_report_page(
         entries,
         review_below,
         title=f"gridreader report: {source}" if source else "gridreader report",
-        review_href=f"{REVIEW}/",
+        review_href=f"{REVIEW_DIR}/",
     )
     target = out_dir / REPORT_PAGE
     write_atomic(target, page)

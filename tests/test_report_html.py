@@ -21,11 +21,11 @@ from selenium.webdriver.common.by import By
 
 from capture.samples import serve_directory
 from gridreader.cli import main
+from gridreader.formats.report import read_report
 from gridreader.report_html import (
     HIST_BINS,
     PageEntry,
     needs_review,
-    read_records,
     render_report,
 )
 
@@ -58,11 +58,11 @@ def run(
     (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n but nothing else")
     out = tmp_path_factory.mktemp("report-out") / "out"
     assert batch(images, out) == 1
-    seen = sorted({c["confidence"] for r in read_records(out / "report.jsonl") for c in r["cells"]})
+    seen = sorted({c["confidence"] for r in read_report(out) for c in r["cells"]})
     below = seen[len(seen) // 2]
     assert 0 < below < 1, seen
     assert batch(images, out, "--force", "--review-below", f"{below}") == 1
-    return Run(out, below, read_records(out / "report.jsonl"))
+    return Run(out, below, read_report(out))
 
 
 def low_cells(records: list[dict[str, Any]], below: float) -> set[tuple[str, int, int]]:

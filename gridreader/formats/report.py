@@ -51,20 +51,34 @@ def write_report(out_dir: Path, records: Iterable[dict[str, Any]]) -> None:
     write_atomic(out_dir / REPORT_NAME, "".join(json.dumps(r) + "\n" for r in records))
 
 
-def read_report(out_dir: Path) -> list[dict[str, Any]]:
-    """The records of ``out_dir/report.jsonl`` (none if there is no report).
+def read_report(out_dir: Path, *, missing_ok: bool = False) -> list[dict[str, Any]]:
+    """The records of ``out_dir/report.jsonl`` (blank lines skipped).
+
+    Args:
+        missing_ok: no report reads as no records.
 
     Raises:
-        OutputError: the report cannot be read or a line is not JSON.
+        OutputError: the report cannot be read (or is missing), or a line is
+            not a JSON object.
     """
     path = out_dir / REPORT_NAME
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
+    except FileNotFoundError as e:
+        if missing_ok:
+            return []
+        raise OutputError(f"{path}: cannot read ({e.strerror or e})") from e
     except OSError as e:
         raise OutputError(f"{path}: cannot read ({e.strerror or e})") from e
-    try:
-        return [json.loads(line) for line in text.splitlines()]
-    except json.JSONDecodeError as e:
-        raise OutputError(f"{path}: not a valid report ({e.msg})") from e
+    records = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as e:
+            raise OutputError(f"{path}: line {n}: not JSON ({e})") from e
+        if not isinstance(rec, dict):
+            raise OutputError(f"{path}: line {n}: not a JSON object")
+        records.append(rec)
+    return records
