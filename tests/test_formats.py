@@ -89,7 +89,9 @@ def test_records_and_report(tmp_path: Path) -> None:
     record_path(tmp_path, "bad").write_text("[1, 2]\n")
     with pytest.raises(OutputError, match="not a valid record"):
         read_record(tmp_path, "bad")
-    assert read_report(tmp_path) == []
+    assert read_report(tmp_path, missing_ok=True) == []
+    with pytest.raises(OutputError, match=r"report\.jsonl: cannot read"):
+        read_report(tmp_path)
     write_report(tmp_path, [rec, {"image": "/in/b.png"}])
     assert (tmp_path / "report.jsonl").read_text().count("\n") == 2
     assert read_report(tmp_path) == [rec, {"image": "/in/b.png"}]
