@@ -283,9 +283,16 @@ def _against_structure(
     keep the table's pitch; and no cell lies beyond a ruled border.
     """
 
-    def ruled(x: float) -> bool:
+    # Scanned rules drift a few pixels off the fitted edge.
+    reach = max(2, round(0.06 * float(np.median(np.diff(found)))))
+
+    def ruled(x: float, least: float = 0.0) -> bool:
         i = round(x)
-        return bool(cover[max(0, i - 2) : i + 3].max(initial=0.0) > 0)
+        return bool(cover[max(0, i - reach) : i + reach + 1].max(initial=0.0) > least)
+
+    def closed(x: float) -> bool:
+        # A rule of the table's, not the picture's own edge (scans, paper).
+        return 3 <= x <= cover.size - 4 and ruled(x, 0.99)
 
     all_ruled = len(found) >= 4 and all(ruled(x) for x in found[1:-1])
     if all_ruled and not all(ruled(x) for x in edges[1:-1]):
@@ -308,8 +315,11 @@ def _against_structure(
             added.size and np.abs(added / pitch - 1).max() > 0.15
         ):
             return f"the {name}s would not keep the table's pitch"
-    beyond = (edges[0] < found[0] - 0.3 * pitch and ruled(found[0])) or (
-        edges[-1] > found[-1] + 0.3 * pitch and ruled(found[-1])
+    # Past a ruled edge the table goes on only where the ruling does (a cell
+    # the unhinted grid dropped is closed by a rule of its own, as long as the
+    # table's: over 60 % of the span).
+    beyond = (edges[0] < found[0] - 0.3 * pitch and ruled(found[0]) and not closed(edges[0])) or (
+        edges[-1] > found[-1] + 0.3 * pitch and ruled(found[-1]) and not closed(edges[-1])
     )
     if beyond:
         return f"a {name} would lie beyond the table's border"
