@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -66,8 +67,8 @@ def no_process_left_behind() -> Iterator[None]:
     (an orphaned browser, a daemonised crash handler) is re-parented here and
     counted, instead of escaping to init.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     yield
     me = os.getpid()
     deadline = time.monotonic() + 5
