@@ -13,13 +13,16 @@ import base64
 import contextlib
 import logging
 import math
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
 from selenium import webdriver
@@ -80,6 +83,49 @@ _CRASH_MARKERS = (
 
 class BrowserCrashError(CaptureError):
     """The browser, its tab or chromedriver died; only a fresh browser helps."""
+
+
+class NetworkError(CaptureError):
+    """The page could not be fetched for a reason that may pass: a timeout, a
+    refused or reset connection, a failed DNS lookup, or an HTTP 5xx (or 408,
+    429) answer for the page itself. The caller retries these after a pause."""
+
+
+# Chromium's net error names that say "the network or the server failed this
+# time"; certificate errors, bad URLs and missing files are not among them.
+TRANSIENT_NET_ERRORS = frozenset(
+    {
+        "ERR_ADDRESS_UNREACHABLE",
+        "ERR_CONNECTION_ABORTED",
+        "ERR_CONNECTION_CLOSED",
+        "ERR_CONNECTION_FAILED",
+        "ERR_CONNECTION_REFUSED",
+        "ERR_CONNECTION_RESET",
+        "ERR_CONNECTION_TIMED_OUT",
+        "ERR_EMPTY_RESPONSE",
+        "ERR_HTTP2_PROTOCOL_ERROR",
+        "ERR_INTERNET_DISCONNECTED",
+        "ERR_NAME_NOT_RESOLVED",
+        "ERR_NAME_RESOLUTION_FAILED",
+        "ERR_NETWORK_CHANGED",
+        "ERR_PROXY_CONNECTION_FAILED",
+        "ERR_SOCKET_NOT_CONNECTED",
+        "ERR_TIMED_OUT",
+        "ERR_TUNNEL_CONNECTION_FAILED",
+    }
+)
+# Answers that mean "try again later" by definition.
+TRANSIENT_HTTP = frozenset({408, 429})
+
+
+def is_transient_net_error(code: str) -> bool:
+    """Whether Chromium's ``ERR_...`` name is a network failure worth a retry."""
+    return code in TRANSIENT_NET_ERRORS or code.startswith("ERR_DNS_")
+
+
+def is_transient_status(status: int) -> bool:
+    """Whether an HTTP status for the page is worth a retry (5xx, 408, 429)."""
+    return 500 <= status <= 599 or status in TRANSIENT_HTTP
 
 
 class SelectorTimeoutError(CaptureError):
@@ -149,7 +195,7 @@ def start_browser(config: BrowserConfig, chromium: str, chromedriver: str) -> Br
     options.binary_location = chromium
     for flag in chromium_flags(config, profile_dir):
         options.add_argument(flag)
-    service = Service(executable_path=chromedriver, log_output=subprocess.DEVNULL)
+    service = guarded_service(chromedriver, profile_dir)
     try:
         driver = webdriver.Chrome(options=options, service=service)
     except (WebDriverException, Urllib3Error, OSError) as e:
@@ -167,6 +213,37 @@ def start_browser(config: BrowserConfig, chromium: str, chromedriver: str) -> Br
     browser.viewport = viewport
     browser.version = version
     return browser
+
+
+GUARD = Path(__file__).with_name("guard.py")
+
+
+class _GuardedService(Service):
+    """chromedriver started under ``capture/guard.py``, which takes the whole
+    browser tree (and its profile folder) down when this process dies."""
+
+    def __init__(self, chromedriver: str, profile_dir: str) -> None:
+        super().__init__(executable_path=sys.executable, log_output=subprocess.DEVNULL)
+        self._guard_args = ["-I", "-S", str(GUARD), str(os.getpid()), profile_dir, chromedriver]
+
+    def env_path(self) -> str | None:
+        # SE_CHROMEDRIVER would replace the interpreter that runs the guard.
+        return None
+
+    def command_line_args(self) -> list[str]:
+        return [*self._guard_args, *super().command_line_args()]
+
+
+def guarded_service(chromedriver: str, profile_dir: str) -> Service:
+    """The Selenium service for ``chromedriver``: guarded on Linux, plain elsewhere.
+
+    The guard gets its parent-death signal when the *thread* that starts the
+    browser ends, so start it from a thread that outlives the browser (the
+    capture runs on the main thread).
+    """
+    if sys.platform.startswith("linux") and sys.executable and GUARD.is_file():
+        return _GuardedService(chromedriver, profile_dir)
+    return Service(executable_path=chromedriver, log_output=subprocess.DEVNULL)
 
 
 def _set_viewport(driver: WebDriver, window: tuple[int, int]) -> tuple[int, int]:
@@ -205,19 +282,25 @@ def reset_session(driver: WebDriver) -> None:
 def open_page(driver: WebDriver, url: str, timeout_s: float) -> None:
     """Navigate to ``url`` and wait for its load event.
 
+    The page's own HTTP status is read from Navigation Timing
+    (``responseStatus``): the answer the browser rendered, with the session's
+    cookies, at no extra request.
+
     Raises:
-        CaptureError: unreachable (``unreachable: URL (ERR_...)``), HTTP error
-            status, or no load event within ``timeout_s``.
+        NetworkError: no load event within ``timeout_s``, a transient network
+            error (``unreachable: URL (ERR_...)``) or an HTTP 5xx/408/429.
+        CaptureError: any other network error or HTTP error status.
     """
     driver.set_page_load_timeout(timeout_s)
     try:
         driver.get(url)
     except TimeoutException as e:
-        raise CaptureError(f"timeout: {url} did not load within {_secs(timeout_s)}") from e
+        raise NetworkError(f"timeout: {url} did not load within {_secs(timeout_s)}") from e
     except WebDriverException as e:
         code = re.search(r"net::(ERR_[A-Z_0-9]+)", e.msg or "")
         if code:
-            raise CaptureError(f"unreachable: {url} ({code.group(1)})") from e
+            kind = NetworkError if is_transient_net_error(code.group(1)) else CaptureError
+            raise kind(f"unreachable: {url} ({code.group(1)})") from e
         _raise_translated(e, f"opening {url}")
     with _translate_errors(f"opening {url}"):
         uri, error_code, status = driver.execute_script(
@@ -227,9 +310,12 @@ def open_page(driver: WebDriver, url: str, timeout_s: float) -> None:
             " nav.responseStatus || 0];"
         )
     if str(uri).startswith("chrome-error:"):
-        raise CaptureError(f"unreachable: {url} ({str(error_code).strip() or 'network error'})")
+        name = str(error_code).strip()
+        kind = NetworkError if not name or is_transient_net_error(name) else CaptureError
+        raise kind(f"unreachable: {url} ({name or 'network error'})")
     if int(status) >= 400:
-        raise CaptureError(f"HTTP {int(status)} from {url}")
+        kind = NetworkError if is_transient_status(int(status)) else CaptureError
+        raise kind(f"HTTP {int(status)} from {url}")
 
 
 def current_url(driver: WebDriver) -> str:

@@ -30,7 +30,9 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URL_SCHEMES = ("http://", "https://", "file://")
 
 _TOP_KEYS = frozenset({"browser", "target"})
-_BROWSER_KEYS = frozenset({"window", "scale", "timeout_s", "retries", "chromium", "chromedriver"})
+_BROWSER_KEYS = frozenset(
+    {"window", "scale", "timeout_s", "retries", "retry_backoff_s", "chromium", "chromedriver"}
+)
 _TARGET_KEYS = frozenset({"name", "url", "table", "wait_for", "login", "before", "pages", "shape"})
 _LOGIN_KEYS = frozenset({"url", "username", "password", "submit", "username_env", "password_env"})
 _PAGES_KEYS = frozenset({"next", "count"})
@@ -39,12 +41,18 @@ STEP_KINDS = ("click", "scroll", "wait_s")
 
 @dataclass(frozen=True)
 class BrowserConfig:
-    """How Chromium is started. ``window`` is the viewport in CSS px."""
+    """How Chromium is started. ``window`` is the viewport in CSS px.
+
+    ``retries`` further attempts are made for a target after a browser crash
+    or a network failure; before the n-th retry after a network failure the
+    capture waits ``retry_backoff_s * 2 ** (n - 1)`` seconds.
+    """
 
     window: tuple[int, int] = (1400, 1000)
     scale: float = 1.0
     timeout_s: float = 20.0
     retries: int = 2
+    retry_backoff_s: float = 2.0
     chromium: str | None = None
     chromedriver: str | None = None
 
@@ -255,6 +263,9 @@ def _parse_browser(raw: Mapping[str, Any], label: str) -> BrowserConfig:
     retries = raw.get("retries", defaults.retries)
     if not _is_int(retries) or not 0 <= retries <= 10:
         raise ConfigError(f"{label}: [browser].retries: expected an integer from 0 to 10")
+    backoff = raw.get("retry_backoff_s", defaults.retry_backoff_s)
+    if not _is_number(backoff) or not 0 <= backoff <= 600:
+        raise ConfigError(f"{label}: [browser].retry_backoff_s: expected seconds from 0 to 600")
     paths = {}
     for key in ("chromium", "chromedriver"):
         value = raw.get(key)
@@ -266,6 +277,7 @@ def _parse_browser(raw: Mapping[str, Any], label: str) -> BrowserConfig:
         scale=float(scale),
         timeout_s=float(timeout_s),
         retries=int(retries),
+        retry_backoff_s=float(backoff),
         chromium=paths["chromium"],
         chromedriver=paths["chromedriver"],
     )

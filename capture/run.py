@@ -12,6 +12,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,13 +41,34 @@ _REDACTED = "***"
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One try at a target, as ``capture-report.jsonl`` lists it.
+
+    Attributes:
+        number: 1 for the first try.
+        outcome: ``ok``; ``network`` (timeout, refused, DNS, HTTP 5xx) or
+            ``crash`` (the browser died), both retried; ``failed``, not retried.
+        reason: the one-line error, secrets replaced by ``***``; "" when ok.
+        seconds: how long the try took.
+        retry_in_s: the pause before the next try; None after the last one.
+    """
+
+    number: int
+    outcome: str
+    reason: str
+    seconds: float
+    retry_in_s: float | None = None
+
+
+@dataclass(frozen=True)
 class TargetResult:
     """The outcome of one target.
 
     Attributes:
         files: the PNGs written (each with a ``.json`` sidecar of the same stem),
             also those of a paged target that failed part way.
-        attempts: browser attempts used (more than 1 after a crash).
+        attempts: tries used (more than 1 after a crash or a network failure).
+        tries: every try, in order.
     """
 
     name: str
@@ -53,6 +76,7 @@ class TargetResult:
     reason: str
     files: tuple[Path, ...]
     attempts: int = 1
+    tries: tuple[Attempt, ...] = ()
 
 
 def capture_targets(
@@ -114,39 +138,57 @@ class _Session:
 def capture_with_retries(
     session: _Session, target: TargetConfig, config: BrowserConfig, out: Path
 ) -> TargetResult:
-    """Capture one target, with a fresh browser after each crash (``config.retries``)."""
+    """Capture one target, trying again (``config.retries`` times at most) after
+    a browser crash (at once, in a fresh browser) or a network failure (after
+    ``retry_backoff_s``, doubled at each further retry). Any other failure, a
+    refused login among them, is final: trying again would not change it."""
     stamp = datetime.now(UTC)
     written: list[Path] = []
     try:
         credentials = read_credentials(target)
     except CaptureError as e:
-        return TargetResult(target.name, False, str(e), ())
+        return TargetResult(target.name, False, str(e), (), 1, (Attempt(1, "failed", str(e), 0.0),))
     secrets = [s for s in credentials if s]
     attempts = config.retries + 1
-    reason = ""
+    tries: list[Attempt] = []
+    network_retries = 0
     for attempt in range(1, attempts + 1):
         written.clear()
+        t0 = time.monotonic()
         try:
             browser = session.get()
             capture_target(browser, target, config, out, stamp, credentials, written)
-            return TargetResult(target.name, True, "", tuple(written), attempt)
         except br.BrowserCrashError as e:
             session.discard()
-            reason = redact_secrets(str(e), secrets)
-            if attempt < attempts:
-                log.warning(
-                    "%s: %s; retrying with a fresh browser (attempt %d of %d)",
-                    target.name,
-                    reason,
-                    attempt + 1,
-                    attempts,
-                )
+            outcome, reason, pause = "crash", redact_report(str(e), secrets), 0.0
+        except br.NetworkError as e:
+            outcome, reason = "network", redact_report(str(e), secrets)
+            pause = config.retry_backoff_s * 2**network_retries
+            network_retries += 1
         except CaptureError as e:
-            return TargetResult(
-                target.name, False, redact_secrets(str(e), secrets), tuple(written), attempt
-            )
-    reason = f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
-    return TargetResult(target.name, False, reason, tuple(written), attempts)
+            reason = redact_report(str(e), secrets)
+            tries.append(Attempt(attempt, "failed", reason, time.monotonic() - t0))
+            return TargetResult(target.name, False, reason, tuple(written), attempt, tuple(tries))
+        else:
+            tries.append(Attempt(attempt, "ok", "", time.monotonic() - t0))
+            return TargetResult(target.name, True, "", tuple(written), attempt, tuple(tries))
+        seconds = time.monotonic() - t0
+        if attempt == attempts:
+            tries.append(Attempt(attempt, outcome, reason, seconds))
+            break
+        tries.append(Attempt(attempt, outcome, reason, seconds, round(pause, 3)))
+        log.warning(
+            "%s: %s; retrying%s (attempt %d of %d)",
+            target.name,
+            reason,
+            " with a fresh browser" if outcome == "crash" else f" in {pause:g} s",
+            attempt + 1,
+            attempts,
+        )
+        br.sleep(pause)
+    last = tries[-1].reason
+    reason = f"{last} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
+    return TargetResult(target.name, False, reason, tuple(written), attempts, tuple(tries))
 
 
 def read_credentials(target: TargetConfig) -> tuple[str, str]:
@@ -186,6 +228,15 @@ def redact_secrets(text: str, secrets: Sequence[str]) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, _REDACTED)
     return text
+
+
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact_report(text: str, secrets: Sequence[str]) -> str:
+    """``text`` fit for the report and the logs: login secrets and any
+    ``user:password@`` part of a URL replaced by ``***``."""
+    return _USERINFO_RE.sub(r"\1***@", redact_secrets(text, secrets))
 
 
 def capture_target(
@@ -414,6 +465,16 @@ def append_report(out: Path, result: TargetResult) -> None:
         "files": [_relative(p, out) for p in result.files],
         "time": iso_utc(),
         "attempts": result.attempts,
+        "tries": [
+            {
+                "attempt": t.number,
+                "outcome": t.outcome,
+                "reason": t.reason,
+                "seconds": round(t.seconds, 3),
+                "retry_in_s": t.retry_in_s,
+            }
+            for t in result.tries
+        ],
     }
     path = out / REPORT_NAME
     try:

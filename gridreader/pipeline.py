@@ -300,12 +300,30 @@ def _exit_with_parent() -> None:
     parent = multiprocessing.parent_process()
     if parent is None:
         return
+    _kill_with_parent()
 
     def watch() -> None:
         parent.join()
         os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _kill_with_parent() -> None:
+    # The watcher thread above needs the GIL, which a long numpy call may hold;
+    # the kernel's parent-death signal (Linux) needs nothing. The parent here is
+    # the fork server, which exits as soon as the main process is gone.
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def classify(items: list[Analysed], classifier: Classifier) -> list[TableRead]:

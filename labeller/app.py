@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from gridreader.errors import LabelError
 from labeller.locate import StripSpot, locate_crop
-from labeller.review import ReviewIndex, ReviewItem
+from labeller.review import AnyReviewIndex, LiveReviewIndex, ReviewItem
 from labeller.store import (
     DEFAULT_CLIENT,
     CropRecord,
@@ -58,19 +58,31 @@ class ApiError(Exception):
 class LabellerState:
     """What the app's routes share: the index, the store and small caches."""
 
-    index: ReviewIndex
+    index: AnyReviewIndex
     store: LabelStore
     allowed_hosts: frozenset[str] | None
-    order: dict[str, int] = field(default_factory=dict)
-    class_sets: dict[tuple[str, ...], int] = field(default_factory=dict)
     spots: dict[str, StripSpot | None] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def order(self) -> dict[str, int]:
+        return self.index.order
+
+    @property
+    def class_sets(self) -> dict[tuple[str, ...], int]:
+        return self.index.class_sets
 
     def progress(self, labelled: set[str] | None = None) -> dict[str, int]:
         done = self.store.labelled_hashes() if labelled is None else labelled
         total = len(self.index.items)
         count = sum(1 for it in self.index.items if it.sha256 in done)
-        return {"labelled": count, "total": total, "remaining": total - count, "stored": len(done)}
+        return {
+            "labelled": count,
+            "total": total,
+            "remaining": total - count,
+            "stored": len(done),
+            "generation": self.index.generation,
+        }
 
 
 def allowed_hosts_for(bind_host: str) -> frozenset[str] | None:
@@ -80,11 +92,12 @@ def allowed_hosts_for(bind_host: str) -> frozenset[str] | None:
     return LOCAL_HOSTS | {bind_host.strip("[]").lower()}
 
 
-def create_app(index: ReviewIndex, store: LabelStore, *, host: str = "127.0.0.1") -> Flask:
+def create_app(index: AnyReviewIndex, store: LabelStore, *, host: str = "127.0.0.1") -> Flask:
     """Build the app over an indexed set of review folders and a label store.
 
     Args:
-        index: the review crops (:func:`labeller.review.load_review_dirs`).
+        index: the review crops (:func:`labeller.review.load_review_dirs`, or a
+            :class:`labeller.review.LiveReviewIndex` that picks up new crops).
         store: where labels go.
         host: the address the server binds; decides which Host headers are accepted.
     """
@@ -92,11 +105,11 @@ def create_app(index: ReviewIndex, store: LabelStore, *, host: str = "127.0.0.1"
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     state = LabellerState(index=index, store=store, allowed_hosts=allowed_hosts_for(host))
-    state.order = {it.sha256: i for i, it in enumerate(index.items)}
-    for it in index.items:
-        state.class_sets.setdefault(it.classes, len(state.class_sets))
     app.extensions["gridreader_labeller"] = state
     _install_guards(app, state)
+    if isinstance(index, LiveReviewIndex):
+        # New crops join at the start of a request; the request reads one snapshot.
+        app.before_request(index.pin)
     _install_routes(app, state)
     return app
 

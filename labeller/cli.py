@@ -66,10 +66,11 @@ def run_label(args: argparse.Namespace) -> int:
     """Index the review folders, open the store and serve until Ctrl-C."""
     # Flask and OpenCV load only when this verb runs, not for every `gridreader` call.
     from labeller.app import LOCAL_HOSTS, create_app, serve
-    from labeller.review import load_review_dirs
+    from labeller.review import LiveReviewIndex
     from labeller.store import LabelStore
 
-    index = load_review_dirs(args.review_dirs)
+    # Crops that a running `batch` adds later join the queue (see LiveReviewIndex).
+    index = LiveReviewIndex(args.review_dirs)
     for problem in index.problems:
         print(f"gridreader label: warning: skipped {problem}", file=sys.stderr)
     store = LabelStore(args.db)
@@ -86,7 +87,7 @@ def run_label(args: argparse.Namespace) -> int:
         dupes = f", {index.duplicates} duplicate crops merged" if index.duplicates else ""
         print(
             f"gridreader label: {progress['total']} crops, {progress['labelled']} already "
-            f"labelled{dupes}; store {args.db}",
+            f"labelled{dupes}; store {args.db}; new crops in the folders join the queue",
             flush=True,
         )
         print(f"gridreader label: serving on {url} (Ctrl-C stops)", flush=True)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +17,82 @@ from typing import Any
 import pytest
 from flask import Flask, Response, abort, redirect, request
 from werkzeug.serving import make_server
+
+# --- no test leaves a process behind (issue 17) ----------------------------------------
+
+_PR_SET_CHILD_SUBREAPER = 36
+# The standard library's fork server and resource tracker live as long as the
+# interpreter that started them, by design; they are not a test's leftovers.
+_INTERPRETER_HELPERS = (b"multiprocessing.forkserver", b"multiprocessing.resource_tracker")
+
+
+def child_processes(pid: int) -> list[int]:
+    """Every live (not zombie) process below ``pid``, from /proc."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{p}/task"):
+                with contextlib.suppress(OSError, ValueError):
+                    with open(f"/proc/{p}/task/{task}/children", encoding="ascii") as f:
+                        kids = [int(k) for k in f.read().split()]
+                    todo += [k for k in kids if k not in found]
+                    found += [k for k in kids if k not in found]
+    return [p for p in found if _is_running(p)]
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").strip()
+    except OSError:
+        return b""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Fail the run if any process started by a test is still running at the end.
+
+    pytest becomes a child subreaper first, so a process whose parent died
+    (an orphaned browser, a daemonised crash handler) is re-parented here and
+    counted, instead of escaping to init.
+    """
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    yield
+    me = os.getpid()
+    deadline = time.monotonic() + 5
+    left = []
+    while True:
+        left = [
+            p
+            for p in child_processes(me)
+            if not any(h in _cmdline(p) for h in _INTERPRETER_HELPERS)
+        ]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    described = [f"{p}: {_cmdline(p)[:160].decode(errors='replace')}" for p in left]
+    for p in left:
+        with contextlib.suppress(OSError):
+            os.kill(p, signal.SIGKILL)
+    # Reap what was re-parented here (zombies of the session included).
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] != 0:
+            pass
+    if described:
+        pytest.fail("processes left behind by the tests:\n" + "\n".join(described))
+
 
 # --- capture: a small web site served on 127.0.0.1 for the browser tests ------------
 

@@ -326,6 +326,7 @@ def test_failures_are_per_target(
             f'name = "last"\nurl = "{plain}"\ntable = "#t"',
         ],
         timeout_s="2",
+        retries="0",  # network retries: test_capture_retries.py
     )
     code, out, report = run_capture(tmp_path, config)
     assert code == 1

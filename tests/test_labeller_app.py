@@ -44,7 +44,13 @@ def test_queue_is_least_confident_first_and_skips_labelled(
     order = queue_order(review)
     data = client.get("/api/queue").get_json()
     assert [it["sha256"] for it in data["items"]] == order
-    assert data["progress"] == {"labelled": 0, "total": 30, "remaining": 30, "stored": 0}
+    assert data["progress"] == {
+        "labelled": 0,
+        "total": 30,
+        "remaining": 30,
+        "stored": 0,
+        "generation": 0,
+    }
     assert data["items"][0]["crop"] == f"/crop/{order[0]}"
     assert post(client, "/api/label", {"sha256": order[0], "label": "5"}).status_code == 200
     data = client.get("/api/queue").get_json()
@@ -239,6 +245,7 @@ def test_a_crop_labelled_from_one_folder_is_not_asked_from_another(tmp_path: Pat
         "total": 13,
         "remaining": 9,
         "stored": 4,
+        "generation": 0,
     }
 
 

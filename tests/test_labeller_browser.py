@@ -109,7 +109,15 @@ def open_page(driver: WebDriver, live: Live) -> WebElement:
     WebDriverWait(driver, 15).until(
         lambda d: d.execute_script("return document.body.dataset.ready === '1'")
     )
+    wait_settled(driver)
     return driver.find_element(By.ID, "answer")
+
+
+def wait_settled(driver: WebDriver) -> None:
+    """Until the page takes keys that save (a new crop is ignored for 250 ms)."""
+    WebDriverWait(driver, 10).until(
+        lambda d: d.execute_script("return document.body.dataset.settled === '1'")
+    )
 
 
 def shown(driver: WebDriver) -> str | None:
@@ -118,6 +126,7 @@ def shown(driver: WebDriver) -> str | None:
 
 def wait_shown(driver: WebDriver, sha: str) -> None:
     wait_for(lambda: shown(driver) == sha, f"crop {sha[:10]} on screen")
+    wait_settled(driver)
 
 
 def wait_label(live: Live, sha: str, label: str | None) -> None:
@@ -126,6 +135,12 @@ def wait_label(live: Live, sha: str, label: str | None) -> None:
         return (lab.label if lab else None) == label
 
     wait_for(stored, f"label {label!r} stored for {sha[:10]}")
+
+
+def press(driver: WebDriver, *keys: str) -> None:
+    """Keys to whatever has focus, as from a keyboard: ``element.send_keys`` would
+    move the caret to the end when the window lacks focus, after the selected guess."""
+    ActionChains(driver).send_keys(*keys).perform()
 
 
 def progress_text(driver: WebDriver) -> str:
@@ -147,7 +162,7 @@ def test_type_17_and_enter_stores_it_and_the_next_crop_appears(
     )
     assert sel == [True, 0, len(guess)]
     assert progress_text(driver) == "0 / 24 labelled"
-    answer.send_keys("17", Keys.ENTER)
+    press(driver, "17", Keys.ENTER)
     wait_label(live, first, "17")
     wait_shown(driver, second)
     assert answer.get_attribute("value") == live.cells[second].guess
@@ -208,16 +223,16 @@ def test_e_and_dash_mark_empty_and_s_skips(driver: WebDriver, live: Live) -> Non
 def test_backspace_on_an_empty_answer_undoes_the_last_label(driver: WebDriver, live: Live) -> None:
     answer = open_page(driver, live)
     o = live.order
-    answer.send_keys("3", Keys.ENTER)
+    press(driver, "3", Keys.ENTER)
     wait_shown(driver, o[1])
-    answer.send_keys("4", Keys.ENTER)
+    press(driver, "4", Keys.ENTER)
     wait_shown(driver, o[2])
     wait_label(live, o[1], "4")
-    answer.send_keys(Keys.BACKSPACE)  # clears the selected guess: not an undo yet
+    press(driver, Keys.BACKSPACE)  # clears the selected guess: not an undo yet
     assert answer.get_attribute("value") == ""
     time.sleep(0.3)
     assert live.store().count() == 2
-    answer.send_keys(Keys.BACKSPACE)
+    press(driver, Keys.BACKSPACE)
     wait_label(live, o[1], None)
     wait_shown(driver, o[1])
     assert answer.get_attribute("value") == live.cells[o[1]].guess
@@ -261,19 +276,19 @@ def test_reload_resumes_at_the_right_crop(driver: WebDriver, live: Live) -> None
 def test_arrow_keys_move_back_and_forth(driver: WebDriver, live: Live) -> None:
     answer = open_page(driver, live)
     o = live.order
-    answer.send_keys("5", Keys.ENTER)
+    press(driver, "5", Keys.ENTER)
     wait_shown(driver, o[1])
-    answer.send_keys("6", Keys.ENTER)
+    press(driver, "6", Keys.ENTER)
     wait_shown(driver, o[2])
-    answer.send_keys(Keys.ARROW_LEFT)
+    press(driver, Keys.ARROW_LEFT)
     wait_shown(driver, o[1])
     assert answer.get_attribute("value") == "6"
-    answer.send_keys(Keys.ARROW_LEFT)
+    press(driver, Keys.ARROW_LEFT)
     wait_shown(driver, o[0])
     assert answer.get_attribute("value") == "5"
-    answer.send_keys(Keys.ARROW_RIGHT)
+    press(driver, Keys.ARROW_RIGHT)
     wait_shown(driver, o[1])
-    answer.send_keys("12", Keys.ENTER)  # relabel, then on to the next unlabelled crop
+    press(driver, "12", Keys.ENTER)  # relabel, then on to the next unlabelled crop
     wait_label(live, o[1], "12")
     wait_shown(driver, o[2])
     assert live.store().labels() == {o[0]: "5", o[1]: "12"}
@@ -298,6 +313,7 @@ def test_grid_mode_confirms_the_unclicked_crops_only(driver: WebDriver, live: Li
     cells[3].click()  # toggled back: confirmed with the rest
     assert cells[1].get_attribute("aria-pressed") == "true"
     assert cells[3].get_attribute("aria-pressed") == "false"
+    wait_settled(driver)
     keys.send_keys("c").perform()
     confirmed = [s for s in expected if s not in clicked]
     wait_for(lambda: live.store().count() == len(confirmed), "grid confirmation stored")

@@ -50,7 +50,13 @@ def test_four_clients_post_500_labels_each_and_all_are_stored(tmp_path: Path) ->
         print(f"{CLIENTS * PER_CLIENT} labels in {elapsed:.1f} s")
         assert failures == []
         progress = server.get("/api/progress")
-        assert progress == {"labelled": 2000, "total": 2000, "remaining": 0, "stored": 2000}
+        assert progress == {
+            "labelled": 2000,
+            "total": 2000,
+            "remaining": 0,
+            "stored": 2000,
+            "generation": 0,
+        }
         assert server.get("/api/queue")["items"] == []
     finally:
         server.stop()

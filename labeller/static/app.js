@@ -13,6 +13,11 @@
   const CROP_MAX_W = 480;
   const CROP_MAX_H = 260;
   const GRID_CELL_H = 72;
+  // A key that saves is ignored until the crop it would save has been on screen
+  // this long and painted: "e" then Enter, or a double Enter, must not accept
+  // the next crop's guess before anyone saw it.
+  const SETTLE_MS = 250;
+  const POLL_MS = 2000;      // how often to ask whether batch added crops
 
   const client = clientId();
   let items = [];            // every review crop in queue order; .label is null until labelled
@@ -25,6 +30,8 @@
   let writes = 0;            // bumped per write, so a sync that raced one is discarded
   const spots = new Map();   // sha256 -> where the crop sits in its row strip
   const markedWrong = new Set();  // crops clicked as wrong in a grid: not offered in grids again
+  let generation = 0;        // the server's queue version; it moves when crops come or go
+  let settle = { token: 0, until: 0, painted: false };
 
   function clientId() {
     let id = sessionStorage.getItem("gridreader.client");
@@ -133,6 +140,44 @@
     items = data.items;
     classSets = data.class_sets;
     bySha = new Map(items.map((it, i) => [it.sha256, i]));
+    generation = data.progress.generation || 0;
+  }
+
+  // -- not saving what nobody saw --------------------------------------------
+
+  function unsettle() {
+    settle = { token: settle.token + 1, until: performance.now() + SETTLE_MS, painted: false };
+    document.body.dataset.settled = "0";
+    const token = settle.token;
+    setTimeout(() => checkSettled(token), SETTLE_MS);
+    setTimeout(() => painted(token), 3000); // an image that never loads still unlocks
+    return token;
+  }
+
+  // Two frames after the image loaded, it is on the screen.
+  function painted(token) {
+    if (token !== settle.token || settle.painted) return;
+    requestAnimationFrame(() =>
+      requestAnimationFrame(() => {
+        if (token !== settle.token) return;
+        settle.painted = true;
+        checkSettled(token);
+      }),
+    );
+  }
+
+  function checkSettled(token) {
+    if (token !== settle.token || !settle.painted) return;
+    const wait = settle.until - performance.now();
+    if (wait > 0) setTimeout(() => checkSettled(token), wait);
+    else document.body.dataset.settled = "1";
+  }
+
+  function isSettled(e) {
+    if (document.body.dataset.settled === "1") return true;
+    e.preventDefault();
+    setMessage("Ignored that key: the crop had just changed. Look at it, then press again.", "warn");
+    return false;
   }
 
   // Returns false (and changes nothing) if a write was queued while the list loaded:
@@ -200,11 +245,14 @@
     sessionStorage.setItem("gridreader.current", it.sha256);
     els.done.hidden = true;
     els.crop.hidden = false;
+    if (els.crop.dataset.sha256 !== it.sha256) unsettle();
     els.crop.dataset.sha256 = it.sha256;
     els.crop.alt = `cell crop ${it.name}`;
     if (els.crop.getAttribute("src") !== it.crop) {
       els.crop.style.width = "";
       els.crop.src = it.crop;
+    } else if (els.crop.complete) {
+      painted(settle.token);
     }
     els.answer.value = it.label !== null ? it.label : it.guess;
     els.answer.dataset.sha256 = it.sha256;
@@ -297,7 +345,11 @@
     img.style.height = `${h * s}px`;
   }
 
-  els.crop.addEventListener("load", () => scaleImage(els.crop, CROP_MAX_W, CROP_MAX_H));
+  els.crop.addEventListener("load", () => {
+    scaleImage(els.crop, CROP_MAX_W, CROP_MAX_H);
+    painted(settle.token);
+  });
+  els.crop.addEventListener("error", () => painted(settle.token));
   els.strip.addEventListener("load", () => {
     const room = els.stripBox.clientWidth - 20;
     const w = els.strip.naturalWidth;
@@ -399,10 +451,10 @@
     const k = e.key;
     if (k === "Enter") {
       e.preventDefault();
-      if (!e.repeat) submitAnswer();
+      if (!e.repeat && isSettled(e)) submitAnswer();
     } else if (k === "e" || k === "E" || k === "-") {
       e.preventDefault();
-      if (!e.repeat && pos < items.length) submit("empty");
+      if (!e.repeat && pos < items.length && isSettled(e)) submit("empty");
     } else if (k === "s" || k === "S") {
       e.preventDefault();
       if (!e.repeat) skip();
@@ -468,6 +520,7 @@
 
   function exitGrid() {
     grid = null;
+    delete els.crop.dataset.sha256; // the crop comes back into view: let it settle again
     els.gridMode.hidden = true;
     els.single.hidden = false;
     els.mode.textContent = "single";
@@ -490,6 +543,9 @@
     const list = items
       .filter((it) => it.label === null && it.guess === grid.cls && !markedWrong.has(it.sha256))
       .slice(0, GRID_MAX);
+    const same =
+      list.length === grid.items.length && list.every((it, i) => it === grid.items[i]);
+    if (!same) painted(unsettle()); // a grid of new crops: no confirming it unseen
     grid.items = list;
     grid.wrong = new Set();
     els.grid.dataset.class = grid.cls;
@@ -578,7 +634,7 @@
     const k = e.key;
     if (k === "c" || k === "C" || k === "Enter") {
       e.preventDefault();
-      if (!e.repeat) confirmGrid();
+      if (!e.repeat && isSettled(e)) confirmGrid();
     } else if (k === "g" || k === "G" || k === "Escape") {
       e.preventDefault();
       exitGrid();
@@ -606,6 +662,20 @@
     if (!document.hidden && pending === 0) sync().catch(() => {});
   });
 
+  // Crops that a running batch adds join the queue: the server rescans its
+  // folders, and the page reloads the list when the queue's version moves.
+  async function poll() {
+    try {
+      if (!document.hidden && !grid && pending === 0) {
+        const p = await api("GET", "/api/progress");
+        if (p.generation !== generation && pending === 0 && !grid) await sync();
+      }
+    } catch (err) {
+      // the server is away for a moment; the next poll tries again
+    }
+    setTimeout(poll, POLL_MS);
+  }
+
   async function init() {
     setHelp(HELP_SINGLE);
     try {
@@ -620,6 +690,7 @@
     else if (i >= 0 && items[i].label === null) show(i);
     else advanceFrom(i);
     document.body.dataset.ready = "1";
+    setTimeout(poll, POLL_MS);
   }
 
   init();
