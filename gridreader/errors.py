@@ -49,3 +49,7 @@ class LabelError(GridReaderError):
 
 class LockedError(GridReaderError):
     """Another run holds the lock."""
+
+
+class ClusterError(GridReaderError):
+    """A Dask cluster cannot be reached, has no workers, or lost the work."""
