@@ -31,9 +31,10 @@ from gridreader.pipeline import Analysed, Failed, analyse_safely, classify
 from gridreader.types import Shape
 
 LOCAL_PREFIX = "local:"
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 5
 """How long the client tries to reach a scheduler: a reachable one answers in
-well under a second, and a bad address must fail within 15 s."""
+milliseconds, and a bad address must fail within 15 s of the command's start
+(its imports take up to 5 s on a busy 2-core machine)."""
 WORKERS_TIMEOUT_S = 120
 """How long a run waits for a first worker to join an empty cluster."""
 CHUNK_IMAGES = 16
@@ -121,6 +122,7 @@ def connect_cluster(spec: ClusterSpec) -> Iterator[Cluster]:
 
     with contextlib.ExitStack() as stack:
         address = spec.address or stack.enter_context(_local_cluster(spec.local_workers))
+        _probe_scheduler(address)
         try:
             client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except (OSError, TimeoutError) as e:
@@ -133,6 +135,26 @@ def connect_cluster(spec: ClusterSpec) -> Iterator[Cluster]:
                 f"{address}: no worker joined within {WORKERS_TIMEOUT_S} s ({_one_line(e)})"
             ) from e
         yield Cluster(client, address, _dashboard(client))
+
+
+def _probe_scheduler(address: str) -> None:
+    """Raise ClusterError unless a Dask scheduler answers at ``address``.
+
+    A ``Client`` that fails half way (something else answers there: a web
+    server, a proxy) spends another 20 s closing; a bare connection fails at once.
+    """
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    async def probe() -> None:
+        args = Security().get_connection_args("client")
+        comm = await connect(address, timeout=CONNECT_TIMEOUT_S, **args)
+        await comm.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(probe(), CONNECT_TIMEOUT_S + 1))
+    except Exception as e:  # whatever is not a scheduler fails in its own way
+        raise ClusterError(f"{address}: cannot reach the scheduler ({_one_line(e)})") from e
 
 
 @contextlib.contextmanager
