@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import logging
+import socket
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping
@@ -140,9 +141,22 @@ def connect_cluster(spec: ClusterSpec) -> Iterator[Cluster]:
 def _probe_scheduler(address: str) -> None:
     """Raise ClusterError unless a Dask scheduler answers at ``address``.
 
-    A ``Client`` that fails half way (something else answers there: a web
-    server, a proxy) spends another 20 s closing; a bare connection fails at once.
+    A plain TCP connection first: a refused or unanswered address fails
+    without the seconds of importing ``distributed`` (and without its retries
+    of a refused connection). Then a Dask handshake: a ``Client`` that fails
+    half way (something else answers there: a web server, a proxy) spends
+    another 20 s closing; a bare connection fails at once.
     """
+    host, _, port = address.partition("://")[2].rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S).close()
+    except TimeoutError as e:
+        raise ClusterError(
+            f"{address}: cannot reach the scheduler (no answer within {CONNECT_TIMEOUT_S} s)"
+        ) from e
+    except OSError as e:
+        raise ClusterError(f"{address}: cannot reach the scheduler ({e.strerror or e})") from e
+
     from distributed.comm import connect
     from distributed.security import Security
 

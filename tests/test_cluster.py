@@ -80,15 +80,22 @@ def nothing_left_running() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory, clear_tables: Any) -> Path:
-    """Six tables, a corrupt file and a picture without a table."""
+def inputs(tmp_path_factory: pytest.TempPathFactory, clear_tables: Any) -> Iterator[Path]:
+    """Six tables, a corrupt file and a picture without a table, as a path relative
+    to the current folder (where the runs are started): the reports and error
+    lines then name the images relatively, while the workers need absolute paths."""
     folder = tmp_path_factory.mktemp("cluster-in")
     _, tables = clear_tables
     for t in tables:
         shutil.copy(t.path, folder / t.path.name)
     (folder / "bad.png").write_bytes(b"not a picture")
     Image.fromarray(np.full((200, 300, 3), 255, np.uint8)).save(folder / "blank.png")
-    return folder
+    cwd = Path.cwd()
+    os.chdir(folder.parent)
+    try:
+        yield Path(folder.name)
+    finally:
+        os.chdir(cwd)
 
 
 def batch(input_dir: Path, out_dir: Path, *extra: str) -> tuple[int, str]:
@@ -117,6 +124,7 @@ def local_run(
     out = tmp_path_factory.mktemp("local-run")
     code, err = batch(inputs, out, "--workers", "1")
     assert code == 1, err
+    assert f"error: {inputs / 'bad.png'}: {BAD_LINE}" in err
     files = tree(out)
     assert any(name.startswith("review/") for name in files), "no review files to compare"
     return files, err
