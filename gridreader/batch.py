@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,14 @@ from gridreader.formats.records import (
     write_record,
 )
 from gridreader.formats.report import REPORT_NAME, image_record, write_report
-from gridreader.formats.review import REVIEW_DIR, ReviewCell, image_files, write_review_cell
+from gridreader.formats.review import (
+    REVIEW_DIR,
+    ReviewCell,
+    image_files,
+    is_sidecar_file,
+    review_cell_files,
+    write_review_files,
+)
 from gridreader.formats.shots import sidecar_path
 from gridreader.formats.tables import table_path
 from gridreader.imageio import (
@@ -44,12 +51,44 @@ from gridreader.pipeline import (
     iter_analysed,
     table_csv,
 )
-from gridreader.report_html import needs_review, write_report_page, write_thumbnail
+from gridreader.report_html import (
+    draw_thumbnail,
+    needs_review,
+    thumbnail_path,
+    write_report_page,
+)
 from gridreader.types import Shape, TableRead
 
 REPORT = REPORT_NAME
 REVIEW = REVIEW_DIR
 STATE = RECORDS_DIR
+
+
+@dataclass(frozen=True)
+class ImageRead:
+    """One image's outcome, ready to be written: where a batch's work is split
+    between the readers (local processes, or a cluster) and the writing here.
+
+    Attributes:
+        path: the image, as listed from the input folder.
+        table: what was read, or None when the image failed.
+        error: the one-line reason it failed, or None.
+        review: the review queue's files for it, ``(name, bytes)``.
+        warnings: one-line messages about its sidecar (ignored).
+        thumbnail: the report page's picture of the table (PNG), drawn while
+            the pixels are at hand.
+    """
+
+    path: Path
+    table: TableRead | None
+    error: str | None = None
+    review: tuple[tuple[str, bytes], ...] = ()
+    warnings: tuple[str, ...] = ()
+    thumbnail: bytes | None = None
+
+
+ImageReader = Callable[[list[Path], Mapping[Path, str]], Generator[ImageRead, None, None]]
+"""Reads images (given with their output stems) and yields them in any order."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +183,7 @@ def run_batch(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    reader: ImageReader | None = None,
 ) -> BatchSummary:
     """Read every image in ``input_dir`` into ``out_dir``.
 
@@ -155,7 +195,9 @@ def run_batch(
     of images. With ``shape``, every table is found with that shape or its
     image fails. A capture sidecar (``STEM.json``) made for an image gives its
     grid, or its shape hint when there is no ``shape``; ``warn`` gets a line
-    for each sidecar ignored.
+    for each sidecar ignored. A ``reader`` (a cluster's, see
+    :mod:`gridreader.cluster`) replaces the local processes and network; the
+    writing stays here.
 
     Raises:
         UsageError: missing input folder.
@@ -179,39 +221,39 @@ def run_batch(
     counts = {"ok": 0, "failed": 0, "cells": 0, "review": 0}
     errors: list[str] = []
     confidences: list[float] = []
+    if reader is None:
+        reader = _local_reader(classifier, review_below, shape, workers, pool, batch_cells)
+    reads = reader(todo, stems)
     try:
         # disable=None: a bar on a terminal, silence in logs and tests.
         bar = tqdm(total=len(todo), unit="img", disable=None if progress is None else not progress)
-        for item, table in _stream(
-            iter_analysed(todo, classifier.input_size, workers, pool, shape, sidecar=True),
-            classifier,
-            batch_cells,
-        ):
-            stem = stems[item.path]
-            for w in item.warnings:
+        for read in reads:
+            stem = stems[read.path]
+            for w in read.warnings:
                 if warn:
                     warn(w)
-            if isinstance(item, Failed):
-                record = image_record(item.path, "error", item.error, None, classifier.name)
+            if read.table is None:
+                error = read.error or f"{read.path}: failed"
+                record = image_record(read.path, "error", error, None, classifier.name)
                 counts["failed"] += 1
-                errors.append(item.error)
+                errors.append(error)
                 if log:
-                    log(item.error)
+                    log(error)
                 _remove_outputs(out_dir, stem)
-            elif table is not None:
-                n_review = _write_review(
-                    out_dir / REVIEW, stem, item, table, review_below, classifier
-                )
+            else:
+                table = read.table
+                write_review_files(out_dir / REVIEW, stem, read.review)
                 write_atomic(table_path(out_dir, stem), table_csv(table))
-                write_thumbnail(out_dir, stem, item.table, item.row_cuts, item.col_cuts)
-                record = image_record(item.path, "ok", None, table, classifier.name)
+                if read.thumbnail is not None:
+                    write_atomic(thumbnail_path(out_dir, stem), read.thumbnail)
+                record = image_record(read.path, "ok", None, table, classifier.name)
                 counts["ok"] += 1
                 counts["cells"] += len(table.cells)
-                counts["review"] += n_review
+                counts["review"] += sum(is_sidecar_file(name) for name, _ in read.review)
                 confidences.extend(c.confidence for c in table.cells)
             # The state record also says what the outputs were made from.
             try:
-                source: dict[str, Any] | None = _source_stamp(item.path, classifier, shape)
+                source: dict[str, Any] | None = _source_stamp(read.path, classifier, shape)
             except OSError:
                 source = None
             write_record(out_dir, stem, record, source)
@@ -219,7 +261,10 @@ def run_batch(
         bar.close()
     except BaseException:
         # Stopped early (disk full, Ctrl-C): the report still lists exactly the
-        # images finished so far, rebuilt from their records.
+        # images finished so far, rebuilt from their records. The reader stops
+        # first, so that no work is left running for nothing.
+        with contextlib.suppress(Exception):
+            reads.close()
         with contextlib.suppress(OutputError):
             _rewrite_report(out_dir, images, stems)
         raise
@@ -236,6 +281,41 @@ def run_batch(
         errors=tuple(errors),
         confidences=tuple(confidences),
     )
+
+
+def _local_reader(
+    classifier: Classifier,
+    review_below: float,
+    shape: Shape | None,
+    workers: int,
+    pool: WorkerPool | None,
+    batch_cells: int,
+) -> ImageReader:
+    """Images analysed in this machine's processes and read by this process's network."""
+
+    def read(todo: list[Path], stems: Mapping[Path, str]) -> Generator[ImageRead, None, None]:
+        analysed = iter_analysed(todo, classifier.input_size, workers, pool, shape, sidecar=True)
+        for item, table in _stream(analysed, classifier, batch_cells):
+            yield image_read(item, table, stems[item.path], review_below, classifier)
+
+    return read
+
+
+def image_read(
+    item: Analysed | Failed,
+    table: TableRead | None,
+    stem: str,
+    review_below: float,
+    classifier: Classifier,
+) -> ImageRead:
+    """An analysed image and its reading (None for a failed one) as an :class:`ImageRead`."""
+    if isinstance(item, Failed):
+        return ImageRead(item.path, None, item.error, warnings=item.warnings)
+    if table is None:  # not reached: ``_stream`` reads every analysed image
+        return ImageRead(item.path, None, f"{item.path}: not read", warnings=item.warnings)
+    review = review_files(stem, item, table, review_below, classifier)
+    thumbnail = draw_thumbnail(item.table, item.row_cuts, item.col_cuts)
+    return ImageRead(item.path, table, None, review, item.warnings, thumbnail)
 
 
 def _stream(
@@ -269,25 +349,25 @@ def _remove_outputs(out_dir: Path, stem: str) -> None:
         remove_file(p, "cannot remove stale output")
 
 
-def _write_review(
-    review_dir: Path,
+def review_files(
     stem: str,
     item: Analysed,
     table: TableRead,
     below: float,
     classifier: Classifier,
-) -> int:
-    for old in image_files(review_dir, stem):
-        old.unlink(missing_ok=True)
+) -> tuple[tuple[str, bytes], ...]:
+    """The review queue's files for one image: a crop, its sidecar and its row
+    strip per uncertain cell, as ``(name, bytes)``."""
     # The same rule marks the cells on report.html.
     low = [c for c in table.cells if needs_review(c.confidence, below)]
-    strips_written: set[int] = set()
+    files: list[tuple[str, bytes]] = []
+    strips_done: set[int] = set()
     for c in low:
         k = c.row * table.cols + c.col
         # The stored crop is exactly what the classifier saw; the row strip
         # gives the labeller its context.
-        strip = None if c.row in strips_written else encode_png(item.row_strip(c.row))
-        strips_written.add(c.row)
+        strip = None if c.row in strips_done else encode_png(item.row_strip(c.row))
+        strips_done.add(c.row)
         cell = ReviewCell(
             image=str(item.path.resolve()),
             row=c.row,
@@ -298,8 +378,8 @@ def _write_review(
             model=classifier.name,
             classes=classifier.classes,
         )
-        write_review_cell(review_dir, stem, cell, encode_png(item.crop(k)), strip)
-    return len(low)
+        files.extend(review_cell_files(stem, cell, encode_png(item.crop(k)), strip))
+    return tuple(files)
 
 
 def _class_index(classifier: Classifier, value: int | None) -> int:

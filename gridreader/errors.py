@@ -58,3 +58,7 @@ def one_line(e: BaseException, limit: int | None = 200, text: str | None = None)
     text = str(e) if text is None else text
     line = text.strip().splitlines()[0] if text.strip() else type(e).__name__
     return line[:limit]
+
+
+class ClusterError(GridReaderError):
+    """A Dask cluster cannot be reached, has no workers, or lost the work."""

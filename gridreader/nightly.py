@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -32,24 +32,27 @@ from typing import Any
 from capture.config import CaptureConfig, TargetConfig, load_config, resolve_binaries
 from capture.config import select_targets as select_capture_targets
 from capture.run import TargetResult, capture_targets, login_secrets, redact_secrets
-from gridreader.batch import list_images, output_stems, run_batch
-from gridreader.errors import ConfigError, GridReaderError, LockedError, OutputError
+from gridreader.batch import ImageReader, list_images, output_stems, run_batch
+from gridreader.cluster import ClusterSpec, cluster_reader, connect_cluster, parse_cluster
+from gridreader.errors import ConfigError, GridReaderError, LockedError, OutputError, UsageError
 from gridreader.formats.records import read_record, record_path
 from gridreader.formats.review import REVIEW_DIR, image_files, sidecar_stem
 from gridreader.formats.shots import complete_shots, remove_target_shots
 from gridreader.formats.tables import table_path
 from gridreader.host import iso_utc
 from gridreader.imageio import remove_file, remove_temp_files, write_atomic
+from gridreader.model import Classifier
 from gridreader.report_html import REPORT_PAGE
 
 log = logging.getLogger(__name__)
 
-EXTRA_KEYS = ("root", "model", "review_below")
+EXTRA_KEYS = ("root", "model", "review_below", "cluster")
 LOCK_NAME = "nightly.lock"
 SCREENS, TABLES = "screens", "tables"
 SUMMARY_JSON, SUMMARY_TXT, LOG_NAME = "summary.json", "summary.txt", "nightly.log"
 DEFAULT_REVIEW_BELOW = 0.9
 _LOGGERS = ("gridreader", "capture")
+ReaderFor = Callable[[Classifier], ImageReader]
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,15 @@ class NightlyConfig:
         root: the output root (absolute).
         model: the model folder, or None for the default model.
         review_below: cells under this confidence go to the review queue.
+        cluster: the Dask cluster that reads the tables (``[cluster] address``),
+            or None for this machine's processes.
     """
 
     capture: CaptureConfig
     root: Path
     model: Path | None
     review_below: float
+    cluster: ClusterSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +184,8 @@ def load_nightly_config(
     path: str | os.PathLike[str], only: Sequence[str] | None = None
 ) -> NightlyConfig:
     """Read a nightly configuration: the capture format plus ``root``, ``model``
-    and ``review_below``. Relative paths are relative to the file.
+    ``review_below`` and ``[cluster] address``. Relative paths are relative to
+    the file.
 
     Raises:
         ConfigError: unreadable file, bad TOML, or a missing, unknown or bad key
@@ -201,9 +208,22 @@ def load_nightly_config(
         raise ConfigError(
             f"{label}: review_below: expected a number from 0 to 1, got {review_below!r}"
         )
+    cluster = _cluster_value(extras["cluster"], label) if "cluster" in extras else None
     if only:
         select_capture_targets(config, only)
-    return NightlyConfig(config, root, model, float(review_below))
+    return NightlyConfig(config, root, model, float(review_below), cluster)
+
+
+def _cluster_value(value: object, label: str) -> ClusterSpec:
+    if not isinstance(value, dict) or set(value) != {"address"}:
+        raise ConfigError(f"{label}: cluster: expected a table with one key, address")
+    address = value["address"]
+    if not isinstance(address, str):
+        raise ConfigError(f"{label}: cluster.address: expected a string, got {address!r}")
+    try:
+        return parse_cluster(address)
+    except UsageError as e:
+        raise ConfigError(f"{label}: cluster.address: {e}") from None
 
 
 def _path_value(value: object, label: str, key: str, base: Path) -> Path:
@@ -316,13 +336,32 @@ def run_nightly(
     paths = day_paths(config.root, day or today_utc())
     with hold_lock(paths.lock), _day_log(paths.day / LOG_NAME, login_secrets(targets)):
         try:
-            return _run_locked(config, paths, targets, workers, t0, started)
+            with _cluster(config) as reader_for:
+                return _run_locked(config, paths, targets, workers, t0, started, reader_for)
         except GridReaderError as e:
             log.error("run failed: %s", e)
             raise
         except BaseException as e:
             log.error("run stopped: %s", type(e).__name__)
             raise
+
+
+@contextlib.contextmanager
+def _cluster(config: NightlyConfig) -> Iterator[ReaderFor | None]:
+    """What makes the cluster's reader for a model, while the block runs (None:
+    this machine reads). Connected first: an unreachable scheduler fails the
+    run before any capture."""
+    if config.cluster is None:
+        yield None
+        return
+    with connect_cluster(config.cluster) as cluster:
+        log.info(
+            "cluster %s: scheduler %s%s",
+            config.cluster,
+            cluster.address,
+            f", dashboard {cluster.dashboard}" if cluster.dashboard else "",
+        )
+        yield lambda classifier: cluster_reader(cluster, classifier, config.review_below)
 
 
 def _run_locked(
@@ -332,6 +371,7 @@ def _run_locked(
     workers: int,
     t0: float,
     started: str,
+    reader_for: ReaderFor | None = None,
 ) -> NightlySummary:
     from gridreader.model import load_classifier
 
@@ -370,6 +410,7 @@ def _run_locked(
         progress=False,
         log=lambda m: log.warning("table failed: %s", m),
         warn=lambda m: log.warning("%s", m),
+        reader=reader_for(classifier) if reader_for else None,
     )
     batch_s = time.monotonic() - t_batch
     log.info(

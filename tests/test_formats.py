@@ -20,7 +20,8 @@ from gridreader.formats.review import (
     sidecar_name,
     sidecar_stem,
     strip_name,
-    write_review_cell,
+    review_cell_files,
+    write_review_files,
 )
 from gridreader.formats.shots import (
     Shot,
@@ -33,7 +34,7 @@ from gridreader.formats.shots import (
 
 def test_review_cell_round_trip(tmp_path: Path) -> None:
     cell = ReviewCell("/in/a.b.png", 3, 12, (1, 2, 30, 40), "17", 0.123456, "m1", ("17", "empty"))
-    write_review_cell(tmp_path, "a.b", cell, b"crop", b"strip")
+    write_review_files(tmp_path, "a.b", review_cell_files("a.b", cell, b"crop", b"strip"))
     # The names of CONVENTIONS.md, written out by hand.
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "a.b.r003.row.png",
@@ -50,8 +51,18 @@ def test_review_cell_round_trip(tmp_path: Path) -> None:
         "/in/a.b.png", 3, 12, (1, 2, 30, 40), "17", 0.1235, "m1", ("17", "empty")
     )
     # Another cell of the same row brings no strip; the first one's stays.
-    write_review_cell(tmp_path, "a.b", ReviewCell(**{**cell.__dict__, "col": 13}), b"c2", None)
+    second = ReviewCell(**{**cell.__dict__, "col": 13})
+    files = review_cell_files("a.b", cell, b"crop", b"strip")
+    files += review_cell_files("a.b", second, b"c2", None)
+    write_review_files(tmp_path, "a.b", files)
     assert len(image_files(tmp_path, "a.b")) == 5
+    # Writing an image's files again replaces them all: stale cells go.
+    write_review_files(tmp_path, "a.b", review_cell_files("a.b", second, b"c2", b"s2"))
+    assert sorted(p.name for p in image_files(tmp_path, "a.b")) == [
+        "a.b.r003.row.png",
+        "a.b.r003c013.json",
+        "a.b.r003c013.png",
+    ]
     assert image_files(tmp_path, "a") == []
 
 

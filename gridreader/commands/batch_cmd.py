@@ -5,8 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gridreader.commands.common import add_shape_option, add_workers_option, unit_float
+from gridreader.commands.common import (
+    add_cluster_option,
+    add_shape_option,
+    add_workers_option,
+    positive_int,
+    unit_float,
+)
+
+if TYPE_CHECKING:
+    from gridreader.batch import BatchSummary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_shape_option(p)
     add_workers_option(p)
+    add_cluster_option(p)
+    p.add_argument(
+        "--chunk",
+        type=positive_int,
+        default=None,
+        help="with --cluster: images per task (default 16)",
+    )
     p.set_defaults(func=run)
 
 
@@ -34,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from gridreader.pipeline import start_workers
 
     list_images(args.input_dir)  # a missing folder is a usage error, before the model loads
+    if args.cluster is not None:
+        return _run_on_cluster(args)
     # The workers start up while the model loads.
     with start_workers(args.workers) as pool:
         classifier = load_classifier(args.model)
@@ -49,9 +68,40 @@ def run(args: argparse.Namespace) -> int:
             log=lambda m: print(f"gridreader batch: error: {m}", file=sys.stderr),
             warn=lambda m: print(f"gridreader batch: warning: {m}", file=sys.stderr),
         )
+    _print_summary(s)
+    return s.exit_code
+
+
+def _print_summary(s: BatchSummary) -> None:
     print(
         f"{s.images} images: {s.ok} read, {s.failed} failed, {s.skipped} up to date; "
         f"{s.cells} cells, {s.review} to review; {s.seconds:.1f} s",
         file=sys.stderr,
     )
+
+
+def _run_on_cluster(args: argparse.Namespace) -> int:
+    from gridreader.batch import run_batch
+    from gridreader.cluster import CHUNK_IMAGES, cluster_reader, connect_cluster
+    from gridreader.model import load_classifier
+
+    # An unreachable scheduler is found before the model loads.
+    with connect_cluster(args.cluster) as cluster:
+        if cluster.dashboard:
+            print(f"gridreader batch: dashboard {cluster.dashboard}", file=sys.stderr)
+        classifier = load_classifier(args.model)
+        s = run_batch(
+            args.input_dir,
+            args.out,
+            classifier,
+            force=args.force,
+            review_below=args.review_below,
+            shape=args.shape,
+            log=lambda m: print(f"gridreader batch: error: {m}", file=sys.stderr),
+            warn=lambda m: print(f"gridreader batch: warning: {m}", file=sys.stderr),
+            reader=cluster_reader(
+                cluster, classifier, args.review_below, args.chunk or CHUNK_IMAGES, args.shape
+            ),
+        )
+    _print_summary(s)
     return s.exit_code

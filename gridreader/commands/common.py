@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gridreader.cluster import ClusterSpec
 
 from gridreader.types import Shape, parse_shape
 
@@ -34,6 +38,29 @@ def add_workers_option(p: argparse.ArgumentParser) -> None:
         type=worker_count,
         default="auto",
         help="processes finding grids: a number, or auto (one per core, the default)",
+    )
+
+
+def cluster_spec(text: str) -> ClusterSpec:
+    """``local:N`` or a Dask scheduler's address (see :func:`gridreader.cluster.parse_cluster`)."""
+    from gridreader.cluster import parse_cluster
+    from gridreader.errors import UsageError
+
+    try:
+        return parse_cluster(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_cluster_option(p: argparse.ArgumentParser) -> None:
+    """``--cluster``: run on a Dask cluster instead of this machine's processes."""
+    p.add_argument(
+        "--cluster",
+        type=cluster_spec,
+        default=None,
+        metavar="ADDRESS",
+        help="read on a Dask cluster: tcp://HOST:8786 (a running scheduler) or local:N "
+        "(N worker processes here); the workers must see the input and model paths",
     )
 
 

@@ -5,7 +5,7 @@
 - ``STEM.rRRRcCCC.json``: the sidecar: the files' names, where the cell is and
   what the model said (:class:`ReviewCell`), and the crop's sha256.
 
-Batch writes it (:func:`write_review_cell`); nightly counts it and the labeller
+Batch makes it (:func:`review_cell_files`, :func:`write_review_files`); nightly counts it and the labeller
 indexes it (:func:`sidecar_stem`, :func:`parse_sidecar`).
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -84,18 +85,16 @@ def image_files(review_dir: Path, stem: str) -> list[Path]:
         return []
 
 
-def write_review_cell(
-    review_dir: Path,
-    stem: str,
-    cell: ReviewCell,
-    crop_png: bytes,
-    strip_png: bytes | None,
-) -> None:
-    """Write one cell's crop and sidecar, and its row's strip when ``strip_png``
-    is given (the first of the row's cells brings it)."""
+def review_cell_files(
+    stem: str, cell: ReviewCell, crop_png: bytes, strip_png: bytes | None
+) -> list[tuple[str, bytes]]:
+    """One cell's review files as ``(name, bytes)``: its row's strip when
+    ``strip_png`` is given (the first of the row's cells brings it), its crop
+    and its sidecar, in that order (a reader may produce them far from the folder)."""
+    files: list[tuple[str, bytes]] = []
     if strip_png is not None:
-        write_atomic(review_dir / strip_name(stem, cell.row), strip_png)
-    write_atomic(review_dir / crop_name(stem, cell.row, cell.col), crop_png)
+        files.append((strip_name(stem, cell.row), strip_png))
+    files.append((crop_name(stem, cell.row, cell.col), crop_png))
     meta = {
         "crop": crop_name(stem, cell.row, cell.col),
         "row_strip": strip_name(stem, cell.row),
@@ -109,7 +108,22 @@ def write_review_cell(
         "classes": list(cell.classes),
         "sha256": hashlib.sha256(crop_png).hexdigest(),
     }
-    write_atomic(review_dir / sidecar_name(stem, cell.row, cell.col), json.dumps(meta) + "\n")
+    files.append((sidecar_name(stem, cell.row, cell.col), (json.dumps(meta) + "\n").encode()))
+    return files
+
+
+def write_review_files(review_dir: Path, stem: str, files: Sequence[tuple[str, bytes]]) -> None:
+    """Replace image ``stem``'s review files with ``files`` (each written atomically;
+    a sidecar comes after the crop it names, so a reader never sees it alone)."""
+    for old in image_files(review_dir, stem):
+        old.unlink(missing_ok=True)
+    for name, data in files:
+        write_atomic(review_dir / name, data)
+
+
+def is_sidecar_file(name: str) -> bool:
+    """Whether a review file's name is a cell sidecar's."""
+    return sidecar_stem(name) is not None
 
 
 def parse_sidecar(sidecar: Path) -> Sidecar:
