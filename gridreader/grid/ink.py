@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from gridreader.preprocess import components, quantile_u8
+from gridreader.imaging import components, quantile_u8
 
 
 @dataclass(frozen=True)
