@@ -302,9 +302,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "tiny-ruled": "15x8 px ruled cells: inner rule segments between crossings taken for glyphs",
     "tiny-zebra": "6 px digits in 8 px zebra rows: rows merge",
     "tiny-dark": "6 px digits, dark theme: a 1x4 table found instead of 8x8",
-    "page-borderless": "borderless table on a page: title and paragraph taken as rows",
-    "sweep-borderless-s23": "narrow columns, whitespace only: two columns merge",
-    "sweep-scan-s28": "handwritten scan: two columns too many (8x12 for 8x10)",
 }
 
 

@@ -17,6 +17,7 @@ from gridreader.errors import NoTableError
 from gridreader.grid.bounds import grow_outer, trim_open_sides
 from gridreader.grid.edges import find_edges
 from gridreader.grid.ink import InkMaps, edge_map, measure_ink, text_height
+from gridreader.grid.lattice import group_lines, lattice_edges, number_lines
 from gridreader.grid.locate import Region, locate_structure, locate_text_block
 from gridreader.grid.rectify import (
     cell_pitch,
@@ -29,6 +30,8 @@ from gridreader.grid.rectify import (
     warp_bent,
     warp_to_rectified,
 )
+from gridreader.grid.score import score_grid
+from gridreader.grid.tokens import find_tokens
 from gridreader.imaging import squeeze_gray, to_gray
 from gridreader.types import Grid, Shape
 
@@ -198,7 +201,7 @@ def _find_in_window(image: np.ndarray, window: Region, factor: float) -> Grid | 
         rows, cols, style = _search(work, to_gray(work), factor, None)
     except NoTableError:
         return None
-    if style != "structured":
+    if style == "text":
         return None
     hw, ww = work.shape[:2]
     cut = (x0 > 0, y0 > 0, x1 < image.shape[1], y1 < image.shape[0])
@@ -271,6 +274,7 @@ def _search(
     rows = find_edges(maps, region, axis=0)
     rows, cols = trim_open_sides(maps, rows, cols)
     rows, cols = grow_outer(maps, rows, cols)
+    rows, cols, style = _best_candidate(maps, (rows, cols, style))
     if len(rows) < 2 or len(cols) < 2 or (len(rows) - 1) * (len(cols) - 1) < 2:
         raise NoTableError("no table found (fewer than two cells)")
     # Cells hold text: a "grid" of cells smaller than its own text, or under
@@ -280,6 +284,34 @@ def _search(
     if float(np.median(np.diff(rows))) < min_cell or float(np.median(np.diff(cols))) < min_cell:
         raise NoTableError("no table found (only texture)")
     return rows, cols, style
+
+
+def _best_candidate(
+    maps: InkMaps, structural: tuple[list[float], list[float], str]
+) -> tuple[list[float], list[float], str]:
+    """The structural grid, or the lattice of the numbers when it explains
+    the picture's tokens better."""
+    tokens = find_tokens(maps.glyphs, maps.text_h)
+    lattice = lattice_edges(maps, tokens)
+    if lattice is None:
+        return structural
+    if len(structural[0]) < 2 or len(structural[1]) < 2:
+        return lattice[0], lattice[1], "lattice"
+    lines = number_lines(group_lines(tokens, maps.text_h))
+    numbers = [t for line in lines for t in line]
+    words = [t for t in tokens if t.word]
+    mine = score_grid(numbers, words, structural[0], structural[1])
+    theirs = score_grid(numbers, words, *lattice)
+    # The lattice replaces the structure only to mend whole lines (a header
+    # or padding row, dropped columns), without cutting more numbers: token
+    # shapes are less certain than rules (handwriting, fragments of glyphs).
+    if (
+        theirs.faults < mine.faults
+        and theirs.cut <= mine.cut
+        and theirs.explained >= mine.explained - 2 * mine.text_rows * len(structural[1])
+    ):
+        return lattice[0], lattice[1], "lattice"
+    return structural
 
 
 def _straighten(gray: np.ndarray, angle: float) -> tuple[np.ndarray, tuple[int, int]]:
