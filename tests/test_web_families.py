@@ -34,7 +34,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "dark": _LEFT,
     "card": _LEFT,
     "page": _LEFT,
-    "caption": "the caption line above the table is taken as a row",
     "sheet": "the column-letter header row is taken as a row (single letters look like digits)",
 }
 

@@ -303,12 +303,18 @@ def _best_candidate(
     mine = score_grid(numbers, words, structural[0], structural[1])
     theirs = score_grid(numbers, words, *lattice)
     # The lattice replaces the structure only to mend whole lines (a header
-    # or padding row, dropped columns), without cutting more numbers: token
-    # shapes are less certain than rules (handwriting, fragments of glyphs).
-    if (
-        theirs.faults < mine.faults
-        and theirs.cut <= mine.cut
-        and theirs.explained >= mine.explained - 2 * mine.text_rows * len(structural[1])
+    # or padding row, dropped columns), or edges through the numbers, without
+    # cutting more of them: token shapes are less certain than rules
+    # (handwriting, fragments of glyphs), so ties stay with the structure.
+    fewer_faults = theirs.faults < mine.faults and theirs.cut <= mine.cut
+    fewer_splits = (
+        theirs.faults == mine.faults
+        and theirs.split == 0
+        and mine.split >= 2
+        and theirs.crowded <= mine.crowded
+    )
+    if (fewer_faults or fewer_splits) and (
+        theirs.explained >= mine.explained - 2 * mine.text_rows * len(structural[1])
     ):
         return lattice[0], lattice[1], "lattice"
     return structural

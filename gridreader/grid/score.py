@@ -22,19 +22,26 @@ class GridScore:
 
     Attributes:
         explained: number tokens inside one cell each.
-        cut: number tokens an edge runs through, plus the extra tokens in
-            cells that hold more than one.
-        text_rows: outer rows made of words in a table of number rows.
+        split: number tokens an edge runs through.
+        crowded: the extra tokens in cells that hold more than one.
+        text_rows: outer rows with ink but no number, in a table of number
+            rows (a header, a caption, a card title).
         empty_lines: rows and columns without any ink.
         missed: number tokens outside the grid that line up with it, when
             they are most of a row or column (else 0).
     """
 
     explained: int
-    cut: int
+    split: int
+    crowded: int
     text_rows: int
     empty_lines: int
     missed: int
+
+    @property
+    def cut(self) -> int:
+        """Numbers cut by an edge or sharing a cell."""
+        return self.split + self.crowded
 
     @property
     def faults(self) -> int:
@@ -55,7 +62,7 @@ def score_grid(
     """
     r, c = np.asarray(rows, float), np.asarray(cols, float)
     if r.size < 2 or c.size < 2:
-        return GridScore(0, 0, 0, 0, len(numbers))
+        return GridScore(0, 0, 0, 0, 0, len(numbers))
     pr, pc = float(np.median(np.diff(r))), float(np.median(np.diff(c)))
     nr, nc = r.size - 1, c.size - 1
     counts = np.zeros((nr, nc), int)
@@ -63,7 +70,7 @@ def score_grid(
     word_w = np.zeros(nr)
     number_w = np.zeros(nr)
     word_n = np.zeros(nr, int)
-    explained = cut = missed = 0
+    explained = split = missed = 0
     for t in words:
         cx, cy = t.centre
         if c[0] <= cx < c[-1] and r[0] <= cy < r[-1]:
@@ -80,7 +87,7 @@ def score_grid(
             # An edge well inside the token cuts it.
             mx, my = 0.2 * (x1 - x0), 0.2 * (y1 - y0)
             if np.any((c > x0 + mx) & (c < x1 - mx)) or np.any((r > y0 + my) & (r < y1 - my)):
-                cut += 1
+                split += 1
             else:
                 explained += 1
             i, j = int(np.searchsorted(r, cy)) - 1, int(np.searchsorted(c, cx)) - 1
@@ -91,17 +98,18 @@ def score_grid(
             inside_x and r[0] - pr <= cy < r[-1] + pr
         ):
             missed += 1
-    cut += int(np.clip(counts - 1, 0, None).sum())
+    crowded = int(np.clip(counts - 1, 0, None).sum())
     empty = int((~ink.any(axis=1)).sum() + (~ink.any(axis=0)).sum())
     # A line of words, with hardly a number in it: a stray word (two
-    # handwritten numbers run together) does not make a row text.
-    texty = (
-        (word_w > 2 * number_w) & (2 * counts.sum(axis=1) <= word_n) & (word_n >= max(2, 0.4 * nc))
-    )
+    # handwritten numbers run together) does not make a row text. A row of
+    # ink without a single number is not a table row either.
+    numbered = counts.sum(axis=1)
+    texty = (word_w > 2 * number_w) & (2 * numbered <= word_n) & (word_n >= max(2, 0.4 * nc))
+    texty |= (numbered == 0) & ink.any(axis=1)
     # A number or two beside the table (a caption's, a footer's) is no
     # dropped row or column; most of one is.
     missed = missed if missed >= max(2.0, 0.6 * min(nr, nc)) else 0
-    return GridScore(explained, cut, _outer_text_rows(texty), empty, missed)
+    return GridScore(explained, split, crowded, _outer_text_rows(texty), empty, missed)
 
 
 def _outer_text_rows(texty: np.ndarray) -> int:
