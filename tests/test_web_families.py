@@ -34,7 +34,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "dark": _LEFT,
     "card": _LEFT,
     "page": _LEFT,
-    "sheet": "the column-letter header row is taken as a row (single letters look like digits)",
 }
 
 

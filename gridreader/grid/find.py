@@ -274,7 +274,7 @@ def _search(
     rows = find_edges(maps, region, axis=0)
     rows, cols = trim_open_sides(maps, rows, cols)
     rows, cols = grow_outer(maps, rows, cols)
-    rows, cols, style = _best_candidate(maps, (rows, cols, style))
+    rows, cols, style = _best_candidate(maps, gray, (rows, cols, style))
     if len(rows) < 2 or len(cols) < 2 or (len(rows) - 1) * (len(cols) - 1) < 2:
         raise NoTableError("no table found (fewer than two cells)")
     # Cells hold text: a "grid" of cells smaller than its own text, or under
@@ -287,11 +287,11 @@ def _search(
 
 
 def _best_candidate(
-    maps: InkMaps, structural: tuple[list[float], list[float], str]
+    maps: InkMaps, gray: np.ndarray, structural: tuple[list[float], list[float], str]
 ) -> tuple[list[float], list[float], str]:
     """The structural grid, or the lattice of the numbers when it explains
     the picture's tokens better."""
-    tokens = find_tokens(maps.glyphs, maps.text_h)
+    tokens = find_tokens(maps.glyphs, maps.text_h, gray)
     lattice = lattice_edges(maps, tokens)
     if lattice is None:
         return structural

@@ -78,7 +78,34 @@ def pick_block(lines: list[list[Token]]) -> list[list[Token]]:
         else:
             blocks.append([i])
     best = max(blocks, key=lambda b: sum(len(lines[i]) for i in b))
-    return _drop_straddling([lines[i] for i in best])
+    return _drop_straddling(_drop_bold_ends([lines[i] for i in best]))
+
+
+# Bold print is ~1.5 times as heavy as regular.
+BOLD = 1.3
+
+
+def print_weight(weights: list[float]) -> float:
+    """The body's stroke weight when it is print (weights agree), else 0:
+    handwriting varies too much from number to number to tell bold rows."""
+    if len(weights) < 4:
+        return 0.0
+    q1, med, q3 = np.percentile(weights, [25, 50, 75])
+    return float(med) if med > 0 and (q3 - q1) <= 0.25 * med else 0.0
+
+
+def _drop_bold_ends(block: list[list[Token]]) -> list[list[Token]]:
+    """Drop end lines printed much heavier than the rest: a header row of
+    bold single letters (a spreadsheet's A, B, C) passes for numbers."""
+    while len(block) >= 3:
+        body = print_weight([t.weight for line in block for t in line])
+        for end in (0, len(block) - 1):
+            if body > 0 and float(np.median([t.weight for t in block[end]])) >= BOLD * body:
+                del block[end]
+                break
+        else:
+            return block
+    return block
 
 
 def _drop_straddling(block: list[list[Token]]) -> list[list[Token]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gridreader.grid.lattice import BOLD, print_weight
 from gridreader.grid.tokens import Token
 
 
@@ -70,7 +71,9 @@ def score_grid(
     word_w = np.zeros(nr)
     number_w = np.zeros(nr)
     word_n = np.zeros(nr, int)
-    explained = split = missed = 0
+    weights: list[list[float]] = [[] for _ in range(nr)]
+    explained = split = 0
+    outside: list[float] = []
     for t in words:
         cx, cy = t.centre
         if c[0] <= cx < c[-1] and r[0] <= cy < r[-1]:
@@ -94,10 +97,11 @@ def score_grid(
             counts[i, j] += 1
             ink[i, j] = True
             number_w[i] += x1 - x0
+            weights[i].append(t.weight)
         elif (inside_y and c[0] - pc <= cx < c[-1] + pc) or (
             inside_x and r[0] - pr <= cy < r[-1] + pr
         ):
-            missed += 1
+            outside.append(t.weight)
     crowded = int(np.clip(counts - 1, 0, None).sum())
     empty = int((~ink.any(axis=1)).sum() + (~ink.any(axis=0)).sum())
     # A line of words, with hardly a number in it: a stray word (two
@@ -106,6 +110,13 @@ def score_grid(
     numbered = counts.sum(axis=1)
     texty = (word_w > 2 * number_w) & (2 * numbered <= word_n) & (word_n >= max(2, 0.4 * nc))
     texty |= (numbered == 0) & ink.any(axis=1)
+    # A row printed much heavier than the body is a header, inside the grid
+    # or out.
+    body = print_weight([w for ws in weights for w in ws])
+    missed = sum(1 for w in outside if not body or w < BOLD * body)
+    texty |= np.array(
+        [body > 0 and len(ws) > 0 and float(np.median(ws)) >= BOLD * body for ws in weights]
+    )
     # A number or two beside the table (a caption's, a footer's) is no
     # dropped row or column; most of one is.
     missed = missed if missed >= max(2.0, 0.6 * min(nr, nc)) else 0
