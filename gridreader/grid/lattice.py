@@ -25,15 +25,15 @@ _MAX_PITCHES = 3
 def group_lines(tokens: list[Token], text_h: float) -> list[list[Token]]:
     """Tokens grouped into text lines by their vertical centres, top to bottom."""
     lines: list[list[Token]] = []
-    centres: list[float] = []
+    sums: list[float] = []
     for t in sorted(tokens, key=lambda t: t.centre[1]):
         cy = t.centre[1]
-        if lines and abs(cy - centres[-1]) <= 0.4 * text_h:
+        if lines and abs(cy - sums[-1] / len(lines[-1])) <= 0.4 * text_h:
             lines[-1].append(t)
-            centres[-1] = float(np.mean([u.centre[1] for u in lines[-1]]))
+            sums[-1] += cy
         else:
             lines.append([t])
-            centres.append(cy)
+            sums.append(cy)
     return lines
 
 

@@ -55,6 +55,8 @@ _JOIN = 0.3
 _WORD_GLYPHS = 3
 _WORD_GLYPHS_MIN_WIDTH = 1.2
 _WORD_WIDTH = 3.0
+# More glyph groups than a 2800 x 2000 page of small print holds.
+_MAX_TOKENS = 6000
 
 
 def find_tokens(glyphs: np.ndarray, text_h: float, gray: np.ndarray) -> list[Token]:
@@ -69,9 +71,18 @@ def find_tokens(glyphs: np.ndarray, text_h: float, gray: np.ndarray) -> list[Tok
     # Grown rightwards only: a component's right end reaches the next glyph
     # when the gap is under ``gap`` px; the grown part is taken off again below.
     joined = cv2.dilate(glyphs, np.ones((1, gap), np.uint8), anchor=(0, 0))
-    n, labels, stats, _ = components(joined)
+    _, labels, stats, _ = components(joined)
+    # Growing sideways leaves heights as they were: what is too short or too
+    # tall to be a number or a word (specks, rule stubs, big titles) is
+    # dropped before the per-token work, which noise would make slow.
+    h_all = stats[:, cv2.CC_STAT_HEIGHT]
+    keep = np.flatnonzero((h_all >= 0.5 * text_h) & (h_all <= 1.6 * text_h))
+    if keep.size > _MAX_TOKENS:
+        # Texture or noise, not print: no token evidence (the structural
+        # grid stands alone), and no seconds spent per picture.
+        return []
     out = []
-    for i in range(1, n):
+    for i in keep[keep > 0].tolist():
         x, y, w, h = (int(v) for v in stats[i, :4])
         piece = (labels[y : y + h, x : x + w] == i) & (glyphs[y : y + h, x : x + w] > 0)
         cols = piece.any(axis=0)
