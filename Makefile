@@ -85,7 +85,7 @@ samples: $(STAMP) sysdeps-test
 # The web part of the generated development set (framework CSS vendored under data/web-css).
 devset: $(STAMP) sysdeps-test sysdeps-fonts
 	rm -rf data/devset/web
-	$(BIN)/python -m gridreader.synth.webpages data/devset/web --count 48
+	$(BIN)/python -m capture.webpages data/devset/web --count 48
 
 # The benchmark; --record stores the figures in the default model's card.
 bench: $(STAMP)

@@ -2,7 +2,7 @@
 framework CSS, rendered by real headless Chromium, found by the grid finder.
 
 The truth (shape and every cell's box) comes from the DOM, as in the generated
-development set (``gridreader/synth/webpages.py``).
+development set (``capture/webpages.py``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from capture.webpages import FAMILIES, PageSpec, Rendered, page_html, render_pages
 from gridreader.grid import cell_boxes, find_grid
-from gridreader.synth.webpages import FAMILIES, PageSpec, Rendered, page_html, render_pages
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -1,6 +1,6 @@
 """Web tables styled by real CSS frameworks, rendered by headless Chromium.
 
-``python -m gridreader.synth.webpages OUT`` (``make devset``) writes the web
+``python -m capture.webpages OUT`` (``make devset``) writes the web
 part of the development set: ``OUT/dev/`` and ``OUT/heldout/``, each picture
 ``NAME.png`` (or ``.jpg``) with ``NAME.csv`` (the table's numbers, an empty
 field for an empty cell) and ``NAME.boxes.json`` (every cell's box from the
@@ -31,7 +31,7 @@ from PIL import Image
 from gridreader.errors import GridReaderError
 from gridreader.imageio import write_atomic
 
-CSS_DIR = Path(__file__).resolve().parents[2] / "data" / "web-css"
+CSS_DIR = Path(__file__).resolve().parents[1] / "data" / "web-css"
 
 FAMILIES = (
     "rules",
