@@ -19,7 +19,7 @@ MODEL4 ?= models/gridreader-v4
 MODEL5 ?= models/gridreader-v5
 MODEL6 ?= models/gridreader-v6
 
-.PHONY: demo test lint typecheck pytest sysdeps-test sysdeps-fonts model samples bench devset-photos clean
+.PHONY: demo test lint typecheck pytest sysdeps-test sysdeps-fonts model samples bench devset devset-photos clean
 
 $(STAMP): pyproject.toml
 	@# Debian ships venv support separately (python3-venv); install it if missing.
@@ -81,6 +81,11 @@ model: $(STAMP) sysdeps-fonts
 # Re-captures data/samples from data/pages with real headless Chromium.
 samples: $(STAMP) sysdeps-test
 	$(BIN)/python -m capture.samples data/pages data/samples
+
+# The web part of the generated development set (framework CSS vendored under data/web-css).
+devset: $(STAMP) sysdeps-test sysdeps-fonts
+	rm -rf data/devset/web
+	$(BIN)/python -m capture.webpages data/devset/web --count 48
 
 # The benchmark; --record stores the figures in the default model's card.
 bench: $(STAMP)

@@ -20,8 +20,9 @@ import numpy as np
 from gridreader.errors import GridReaderError, NoTableError
 from gridreader.grid import cell_boxes, cell_cuts, cut_cell, find_grid, rectify_image
 from gridreader.imageio import load_image
+from gridreader.imaging import squeeze_gray
 from gridreader.model import Classifier
-from gridreader.preprocess import prepare_batch_u8, squeeze_gray
+from gridreader.preprocess import prepare_batch_u8
 from gridreader.sidecar import PageHints, read_page_hints
 from gridreader.types import Box, CellRead, Grid, Shape, TableRead
 

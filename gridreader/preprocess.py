@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from gridreader.imaging import components, to_gray
+
 INPUT_SIZE: tuple[int, int] = (32, 48)
 """Default network input, ``(height, width)``: wide enough for two digits."""
 
@@ -19,47 +21,6 @@ _MIN_CONTRAST = 28.0
 _PAD = 2
 _SMALL = 28
 _JOIN = np.ones((3, 3), np.uint8)
-# Up to this many pixels a 256-bin histogram is the quickest quantile.
-_HISTOGRAM_MAX_PX = 65_536
-
-
-def to_gray(img: np.ndarray) -> np.ndarray:
-    """Luminance of an RGB (or already gray) uint8 image."""
-    if img.ndim == 2:
-        return img
-    if img.shape[2] == 4:
-        img = img[:, :, :3]
-    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-
-
-def squeeze_gray(image: np.ndarray) -> np.ndarray:
-    """The one channel of a gray picture stored as three equal ones (most
-    scans, many screenshots), else the image unchanged.
-
-    Everything downstream comes out the same from either: luminance of equal
-    channels is the channel itself, and a colour step is the largest step of
-    any channel.
-    """
-    if image.ndim != 3 or image.shape[2] != 3:
-        return image
-    # A sparse sample tells most colour pictures apart at once.
-    sample = image[::16, ::16]
-    if not (sample[..., 0] == sample[..., 1]).all() or not (sample[..., 1] == sample[..., 2]).all():
-        return image
-    a, b, c = cv2.split(image)
-    if cv2.norm(a, b, cv2.NORM_INF) or cv2.norm(b, c, cv2.NORM_INF):
-        return image
-    return a
-
-
-def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-    """``cv2.connectedComponentsWithStats(mask, connectivity=8)``: the same
-    labels, stats and centroids, by the Grana (BBDT) algorithm, two to three
-    times faster on one thread than OpenCV's default choice."""
-    n, labels, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
-        mask, 8, cv2.CV_32S, cv2.CCL_GRANA
-    )
-    return n, labels, stats, centroids
 
 
 def prepare_crop(crop: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
@@ -203,7 +164,7 @@ def _prepare_stack(crops: list[np.ndarray], size: tuple[int, int]) -> np.ndarray
 
 
 def _quantiles_of(images: list[np.ndarray], q: float) -> np.ndarray:
-    """:func:`quantile_u8` of each of some small uint8 images (views will
+    """:func:`gridreader.imaging.quantile_u8` of each of some small uint8 images (views will
     do), from OpenCV's histograms."""
     counts = np.stack([cv2.calcHist([im], [0], None, [256], [0, 256]).ravel() for im in images])
     sizes = np.array([im.size for im in images], np.float64)
@@ -245,28 +206,6 @@ def _joined_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     stats[1:, 2:4] = hi[1:] - lo[1:]
     stats[1:, 4] = np.bincount(group[1:], weights=st0[1:, 4], minlength=n)[1:]
     return n, group[pieces], stats
-
-
-def quantile_u8(img: np.ndarray, q: float) -> int:
-    """The ``q`` quantile of a uint8 image, exactly: the smallest value that at
-    least ``q`` of the pixels do not exceed.
-
-    For a small image a 256-bin histogram is quickest; for a whole page, eight
-    thresholded counts beat it several times over.
-    """
-    target = q * img.size
-    if img.size <= _HISTOGRAM_MAX_PX:
-        counts = np.bincount(img.ravel(), minlength=256)
-        return int(np.searchsorted(np.cumsum(counts), target))
-    lo, hi = 0, 255
-    while lo < hi:
-        mid = (lo + hi) // 2
-        above = cv2.threshold(img, mid, 1, cv2.THRESH_BINARY)[1]
-        if img.size - cv2.countNonZero(above) >= target:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
 
 
 def _rule_fragments(stats: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.ndarray:

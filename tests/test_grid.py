@@ -302,9 +302,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "tiny-ruled": "15x8 px ruled cells: inner rule segments between crossings taken for glyphs",
     "tiny-zebra": "6 px digits in 8 px zebra rows: rows merge",
     "tiny-dark": "6 px digits, dark theme: a 1x4 table found instead of 8x8",
-    "page-borderless": "borderless table on a page: title and paragraph taken as rows",
-    "sweep-borderless-s23": "narrow columns, whitespace only: two columns merge",
-    "sweep-scan-s28": "handwritten scan: two columns too many (8x12 for 8x10)",
 }
 
 
@@ -399,7 +396,7 @@ BIG_PAGES = {
 
 @pytest.mark.parametrize("style", sorted(BIG_PAGES))
 def test_big_page_is_searched_in_a_window(style: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gridreader.grid as grid_mod
+    import gridreader.grid.find as grid_mod
 
     used: list[bool] = []
     real = grid_mod._find_in_window
@@ -420,7 +417,7 @@ def test_big_page_is_searched_in_a_window(style: str, monkeypatch: pytest.Monkey
 
 
 def test_window_cutting_through_the_table_is_refused() -> None:
-    import gridreader.grid as grid_mod
+    import gridreader.grid.find as grid_mod
 
     image, truth = on_big_page(draw_table(V(84, 8, 6)), (1800, 1300), (600, 500), 84)
     # The window ends three rows into the table: the grid reaches its cut side.
@@ -437,7 +434,7 @@ def test_window_cutting_through_the_table_is_refused() -> None:
 
 
 def test_gray_pictures_are_analysed_as_one_channel() -> None:
-    from gridreader.preprocess import squeeze_gray
+    from gridreader.imaging import squeeze_gray
 
     rng = np.random.default_rng(5)
     colour = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
@@ -455,12 +452,12 @@ def test_gray_pictures_are_analysed_as_one_channel() -> None:
 def test_one_channel_gives_the_grid_three_would(
     case_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gridreader import grid
+    from gridreader.grid import find
 
     img = next(c for c in CASES if c.id == case_id).make()[0]
     gray = np.repeat(img.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
     fast = find_grid(gray)
-    monkeypatch.setattr(grid, "squeeze_gray", lambda image: image)
+    monkeypatch.setattr(find, "squeeze_gray", lambda image: image)
     slow = find_grid(gray)
     assert (fast.row_edges, fast.col_edges) == (slow.row_edges, slow.col_edges)
     assert np.array_equal(fast.to_image, slow.to_image)

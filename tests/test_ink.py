@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from gridreader.grid.ink import _channel_max, box_outlines, colour_steps, measure_ink
-from gridreader.preprocess import to_gray
+from gridreader.imaging import to_gray
 from gridreader.synth.tables import render_table
 
 

@@ -25,7 +25,7 @@ from gridreader.grid.rectify import (
     outline_transform,
 )
 from gridreader.imageio import load_image
-from gridreader.preprocess import to_gray
+from gridreader.imaging import to_gray
 from gridreader.synth.photos import FAMILIES, render_photo, with_settings
 from gridreader.synth.tables import render_table
 from gridreader.types import Grid, PageBend

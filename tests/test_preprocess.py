@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from gridreader.imaging import components, quantile_u8
 from gridreader.preprocess import (
     INPUT_SIZE,
     _joined_components,
-    components,
     dequantise,
     prepare_batch,
     prepare_crop,
-    quantile_u8,
     quantise,
 )
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gridreader.grid.rectify import estimate_skew
-from gridreader.preprocess import to_gray
+from gridreader.imaging import to_gray
 from gridreader.synth.tables import render_table
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from gridreader.errors import NoTableError
 from gridreader.grid.ink import InkMaps, edge_map, measure_ink, text_height
 from gridreader.grid.separators import text_bands
-from gridreader.preprocess import components, to_gray
+from gridreader.imaging import components, to_gray
 from gridreader.types import Grid, Shape
 
 __all__ = ["fit_shape"]
@@ -103,20 +103,20 @@ def fit_shape(image: np.ndarray, found: Grid, shape: Shape) -> Grid:
 
 
 def _rectified(image: np.ndarray, grid: Grid) -> np.ndarray:
-    from gridreader.grid import rectify_image
+    from gridreader.grid.cells import rectify_image
 
     return rectify_image(image, grid)
 
 
 def _work_scale(text_h: float, shape: tuple[int, ...]) -> float:
     # The finder's own analysis scale: text 12-20 px, pages under a bound.
-    from gridreader.grid import _zoom_for
+    from gridreader.grid.find import _zoom_for
 
     return _zoom_for(text_h, shape)
 
 
 def _resize(img: np.ndarray, f: float) -> np.ndarray:
-    from gridreader.grid import _resize as resize
+    from gridreader.grid.find import _resize as resize
 
     return resize(img, f)
 

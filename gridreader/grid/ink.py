@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from gridreader.preprocess import components, quantile_u8
+from gridreader.imaging import components, quantile_u8
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,9 @@ def _keep_glyphs(mask: np.ndarray, text_h: float) -> tuple[np.ndarray, np.ndarra
     long_side, short_side = np.maximum(w, h), np.minimum(w, h)
     seam = (long_side >= 1.5 * text_h) & (short_side <= max(2, 0.2 * text_h))
     keep = (h >= 0.3 * text_h) & (h <= 3 * text_h) & (w <= 6 * text_h) & (area >= 3) & ~seam
-    keep &= ~box_outlines(labels, stats)
+    # A "0" or an "8" outlines its own box too: only frames bigger than a
+    # digit (cell fills, pills, badges) are boxes.
+    keep &= ~(box_outlines(labels, stats) & ((h > 1.3 * text_h) | (w > 1.3 * text_h)))
     keep[0] = False
     return keep[labels].astype(np.uint8), centroids[keep & (area >= 4)]
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from gridreader.grid.ink import InkMaps, long_runs
 from gridreader.grid.separators import runs, text_bands
-from gridreader.preprocess import components
+from gridreader.imaging import components
 
 Region = tuple[int, int, int, int]
 

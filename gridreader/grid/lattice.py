@@ -1,0 +1,207 @@
+"""The lattice the numbers form: rows share a baseline band, columns share an
+alignment. Rules and fills only refine the edges in between.
+
+Lines of text where words outweigh numbers (headers, captions, card titles,
+navigation, prose with a number in it) are not table rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+
+from gridreader.grid.ink import InkMaps
+from gridreader.grid.separators import runs, structural_cuts
+from gridreader.grid.tokens import Token
+
+# Rows whose gap is this close to a whole number of pitches are one block;
+# up to this many pitches (empty rows in between).
+_PITCH_TOLERANCE = 0.25
+_MAX_PITCHES = 3
+
+
+def group_lines(tokens: list[Token], text_h: float) -> list[list[Token]]:
+    """Tokens grouped into text lines by their vertical centres, top to bottom."""
+    lines: list[list[Token]] = []
+    sums: list[float] = []
+    for t in sorted(tokens, key=lambda t: t.centre[1]):
+        cy = t.centre[1]
+        if lines and abs(cy - sums[-1] / len(lines[-1])) <= 0.4 * text_h:
+            lines[-1].append(t)
+            sums[-1] += cy
+        else:
+            lines.append([t])
+            sums.append(cy)
+    return lines
+
+
+def number_lines(lines: list[list[Token]]) -> list[list[Token]]:
+    """The lines that are numbers, each keeping only its number tokens.
+
+    A table's numbers share one digit height: smaller or bigger print around
+    it (a caption, a title) is not part of it.
+    """
+    heights = [t.box[3] - t.box[1] for line in lines for t in line if t.number]
+    if not heights:
+        return []
+    digit_h = float(np.median(heights))
+    out = []
+    for line in lines:
+        nums = [t for t in line if t.number and 0.85 <= (t.box[3] - t.box[1]) / digit_h <= 1.2]
+        if not nums:
+            continue
+        words = sum(t.box[2] - t.box[0] for t in line if t.word)
+        if words > 0.5 * sum(t.box[2] - t.box[0] for t in nums):
+            continue
+        out.append(sorted(nums, key=lambda t: t.box[0]))
+    return out
+
+
+def _band(line: list[Token]) -> tuple[int, int]:
+    return min(t.box[1] for t in line), max(t.box[3] for t in line)
+
+
+def pick_block(lines: list[list[Token]]) -> list[list[Token]]:
+    """The largest run of number lines at one pitch (whole multiples allowed)."""
+    if len(lines) < 2:
+        return lines
+    tops = [float(np.mean([t.centre[1] for t in line])) for line in lines]
+    steps = np.diff(tops)
+    pitch = float(np.median(steps))
+    blocks: list[list[int]] = [[0]]
+    for i, step in enumerate(steps, start=1):
+        k = round(step / pitch) if pitch > 0 else 0
+        if 1 <= k <= _MAX_PITCHES and abs(step / pitch - k) <= _PITCH_TOLERANCE * k:
+            blocks[-1].append(i)
+        else:
+            blocks.append([i])
+    best = max(blocks, key=lambda b: sum(len(lines[i]) for i in b))
+    return _drop_straddling(_drop_bold_ends([lines[i] for i in best]))
+
+
+# Bold print is ~1.5 times as heavy as regular.
+BOLD = 1.3
+
+
+def print_weight(weights: list[float]) -> float:
+    """The body's stroke weight when it is print (weights agree), else 0:
+    handwriting varies too much from number to number to tell bold rows."""
+    if len(weights) < 4:
+        return 0.0
+    q1, med, q3 = np.percentile(weights, [25, 50, 75])
+    return float(med) if med > 0 and (q3 - q1) <= 0.25 * med else 0.0
+
+
+def _drop_bold_ends(block: list[list[Token]]) -> list[list[Token]]:
+    """Drop end lines printed much heavier than the rest: a header row of
+    bold single letters (a spreadsheet's A, B, C) passes for numbers."""
+    while len(block) >= 3:
+        body = print_weight([t.weight for line in block for t in line])
+        for end in (0, len(block) - 1):
+            if body > 0 and float(np.median([t.weight for t in block[end]])) >= BOLD * body:
+                del block[end]
+                break
+        else:
+            return block
+    return block
+
+
+def _drop_straddling(block: list[list[Token]]) -> list[list[Token]]:
+    """Drop end lines with a token across two of the others' columns: columns
+    share an alignment, text above or below a table does not."""
+    while len(block) >= 3:
+        for end in (0, len(block) - 1):
+            others = [t for i, line in enumerate(block) if i != end for t in line]
+            bands = _cover_bands(others)
+            if any(_bands_touched(t, bands) >= 2 for t in block[end]):
+                del block[end]
+                break
+        else:
+            return block
+    return block
+
+
+def _cover_bands(tokens: list[Token]) -> list[tuple[int, int]]:
+    """The x-ranges that ``tokens`` cover, as ``[start, end)`` runs."""
+    lo = min(t.box[0] for t in tokens)
+    hi = max(t.box[2] for t in tokens)
+    covered = np.zeros(hi - lo, bool)
+    for t in tokens:
+        covered[t.box[0] - lo : t.box[2] - lo] = True
+    return [(s + lo, e + lo) for s, e in runs(covered)]
+
+
+def _bands_touched(t: Token, bands: list[tuple[int, int]]) -> int:
+    return sum(1 for a, b in bands if t.box[0] < b and a < t.box[2])
+
+
+def lattice_edges(maps: InkMaps, tokens: list[Token]) -> tuple[list[float], list[float]] | None:
+    """Row and column edges of the lattice of number tokens, or ``None`` when
+    the numbers form no table (fewer than two cells)."""
+    th = maps.text_h
+    block = pick_block(number_lines(group_lines(tokens, th)))
+    nums = [t for line in block for t in line]
+    if len(nums) < 2:
+        return None
+    # Columns: the x-ranges that number tokens cover, over the block's rows.
+    col_bands = _cover_bands(nums)
+    lo, hi = col_bands[0][0], col_bands[-1][1]
+    row_bands = [_band(line) for line in block]
+    if len(row_bands) * len(col_bands) < 2:
+        return None
+    rows = _edges(row_bands, _cuts(maps, (lo, hi), row_bands, axis=0), th, regular=True)
+    span = (row_bands[0][0], row_bands[-1][1])
+    cols = _edges(col_bands, _cuts(maps, span, col_bands, axis=1), th, regular=False)
+    limit_y, limit_x = maps.glyphs.shape
+    rows = [min(float(limit_y), max(0.0, v)) for v in rows]
+    cols = [min(float(limit_x), max(0.0, v)) for v in cols]
+    return rows, cols
+
+
+def _cuts(
+    maps: InkMaps, span: tuple[int, int], bands: list[tuple[int, int]], axis: int
+) -> list[float]:
+    """Rule and fill-edge positions along ``axis`` across the lattice's extent."""
+    a, b = span
+    reach_lo = max(0, bands[0][0] - 2 * (bands[-1][1] - bands[0][0]) // max(1, len(bands)) - 2)
+    reach_hi = bands[-1][1] + 2 * (bands[-1][1] - bands[0][0]) // max(1, len(bands)) + 2
+    if axis == 0:
+        rules = maps.rules_h[reach_lo:reach_hi, a:b] | maps.steps_h[reach_lo:reach_hi, a:b]
+        cover = cv2.dilate(rules, np.ones((3, 1), np.uint8)).mean(axis=1)
+    else:
+        rules = maps.rules_v[a:b, reach_lo:reach_hi] | maps.steps_v[a:b, reach_lo:reach_hi]
+        cover = cv2.dilate(rules, np.ones((1, 3), np.uint8)).mean(axis=0)
+    if cover.size == 0:
+        return []
+    return [c + reach_lo for c in structural_cuts(cover, max(2.0, 0.35 * maps.text_h), 0.5)]
+
+
+def _edges(
+    bands: list[tuple[int, int]], cuts: list[float], th: float, regular: bool
+) -> list[float]:
+    """Edges around and between bands: a rule or fill edge in a gap where there
+    is one, else the gap's middle; the outer edges as far out as half a gap."""
+    centres = [(a + b) / 2.0 for a, b in bands]
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(bands)]
+    pitch = float(np.median(np.diff(centres))) if len(bands) >= 2 else 2.0 * th
+    single = [g for g, s in zip(gaps, np.diff(centres), strict=True) if s < 1.5 * pitch]
+    half = float(np.median(single)) / 2.0 if single else 0.5 * th
+    edges = []
+    first, last = bands[0][0], bands[-1][1]
+    outer = [c for c in cuts if first - 2.5 * half - 2 <= c < first]
+    edges.append(max(outer) if outer else first - half)
+    for (a, b), step in zip(itertools.pairwise(bands), np.diff(centres), strict=True):
+        inside = [c for c in cuts if a[1] <= c <= b[0]]
+        k = max(1, round(step / pitch)) if regular and len(bands) >= 3 else 1
+        if k == 1:
+            mid = (a[1] + b[0]) / 2.0
+            edges.append(min(inside, key=lambda c: abs(c - mid)) if inside else mid)
+        else:
+            # Empty rows between: evenly spaced, from just after a to just before b.
+            top, bottom = a[1] + half, b[0] - half
+            edges.extend(top + (bottom - top) * j / (k - 1) for j in range(k))
+    outer = [c for c in cuts if last < c <= last + 2.5 * half + 2]
+    edges.append(min(outer) if outer else last + half)
+    return edges

@@ -1,0 +1,136 @@
+"""How well a candidate grid explains the picture's tokens.
+
+Every number should sit inside one cell, one number to a cell, with no edge
+through it; no row of the table should be a line of words (a header, a
+caption, a card title) while the others are numbers; no row or column should
+be empty of ink; and no number that lines up with the table should be left
+outside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gridreader.grid.lattice import BOLD, print_weight
+from gridreader.grid.tokens import Token
+
+
+@dataclass(frozen=True)
+class GridScore:
+    """The evidence for and against one candidate grid.
+
+    Attributes:
+        explained: number tokens inside one cell each.
+        split: number tokens an edge runs through.
+        crowded: the extra tokens in cells that hold more than one.
+        text_rows: outer rows with ink but no number, in a table of number
+            rows (a header, a caption, a card title).
+        empty_lines: rows and columns without any ink.
+        missed: number tokens outside the grid that line up with it, when
+            they are most of a row or column (else 0).
+    """
+
+    explained: int
+    split: int
+    crowded: int
+    text_rows: int
+    empty_lines: int
+    missed: int
+
+    @property
+    def cut(self) -> int:
+        """Numbers cut by an edge or sharing a cell."""
+        return self.split + self.crowded
+
+    @property
+    def faults(self) -> int:
+        """Whole-line mistakes: a row or column too many or too few."""
+        return self.text_rows + self.empty_lines + self.missed
+
+
+def score_grid(
+    numbers: list[Token], words: list[Token], rows: list[float], cols: list[float]
+) -> GridScore:
+    """Score the grid with edges ``rows`` and ``cols`` (work pixels).
+
+    Args:
+        numbers: the number tokens of the lines that are numbers.
+        words: every other token.
+        rows: row edges.
+        cols: column edges.
+    """
+    r, c = np.asarray(rows, float), np.asarray(cols, float)
+    if r.size < 2 or c.size < 2:
+        return GridScore(0, 0, 0, 0, 0, len(numbers))
+    pr, pc = float(np.median(np.diff(r))), float(np.median(np.diff(c)))
+    nr, nc = r.size - 1, c.size - 1
+    counts = np.zeros((nr, nc), int)
+    ink = np.zeros((nr, nc), bool)
+    word_w = np.zeros(nr)
+    number_w = np.zeros(nr)
+    word_n = np.zeros(nr, int)
+    weights: list[list[float]] = [[] for _ in range(nr)]
+    explained = split = 0
+    outside: list[float] = []
+    for t in words:
+        cx, cy = t.centre
+        if c[0] <= cx < c[-1] and r[0] <= cy < r[-1]:
+            i, j = int(np.searchsorted(r, cy)) - 1, int(np.searchsorted(c, cx)) - 1
+            ink[i, j] = True
+            word_w[i] += t.box[2] - t.box[0]
+            word_n[i] += 1
+    for t in numbers:
+        x0, y0, x1, y1 = t.box
+        cx, cy = t.centre
+        inside_x = c[0] <= cx < c[-1]
+        inside_y = r[0] <= cy < r[-1]
+        if inside_x and inside_y:
+            # An edge well inside the token cuts it.
+            mx, my = 0.2 * (x1 - x0), 0.2 * (y1 - y0)
+            if np.any((c > x0 + mx) & (c < x1 - mx)) or np.any((r > y0 + my) & (r < y1 - my)):
+                split += 1
+            else:
+                explained += 1
+            i, j = int(np.searchsorted(r, cy)) - 1, int(np.searchsorted(c, cx)) - 1
+            counts[i, j] += 1
+            ink[i, j] = True
+            number_w[i] += x1 - x0
+            weights[i].append(t.weight)
+        elif (inside_y and c[0] - pc <= cx < c[-1] + pc) or (
+            inside_x and r[0] - pr <= cy < r[-1] + pr
+        ):
+            outside.append(t.weight)
+    crowded = int(np.clip(counts - 1, 0, None).sum())
+    empty = int((~ink.any(axis=1)).sum() + (~ink.any(axis=0)).sum())
+    # A line of words, with hardly a number in it: a stray word (two
+    # handwritten numbers run together) does not make a row text. A row of
+    # ink without a single number is not a table row either.
+    numbered = counts.sum(axis=1)
+    texty = (word_w > 2 * number_w) & (2 * numbered <= word_n) & (word_n >= max(2, 0.4 * nc))
+    texty |= (numbered == 0) & ink.any(axis=1)
+    # A row printed much heavier than the body is a header, inside the grid
+    # or out.
+    body = print_weight([w for ws in weights for w in ws])
+    missed = sum(1 for w in outside if not body or w < BOLD * body)
+    texty |= np.array(
+        [body > 0 and len(ws) > 0 and float(np.median(ws)) >= BOLD * body for ws in weights]
+    )
+    # A number or two beside the table (a caption's, a footer's) is no
+    # dropped row or column; most of one is.
+    missed = missed if missed >= max(2.0, 0.6 * min(nr, nc)) else 0
+    return GridScore(explained, split, crowded, _outer_text_rows(texty), empty, missed)
+
+
+def _outer_text_rows(texty: np.ndarray) -> int:
+    """How many outer rows are text, when most rows are numbers."""
+    if texty.sum() * 2 >= texty.size:
+        return 0
+    n = 0
+    for order in (texty, texty[::-1]):
+        for flag in order:
+            if not flag:
+                break
+            n += 1
+    return min(n, int(texty.sum()))

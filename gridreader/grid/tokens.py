@@ -1,0 +1,117 @@
+"""Glyph groups ("tokens"): the numbers, and the words that are not numbers.
+
+A token is a run of glyphs closer to each other than a space. What every
+number table shares is its numbers, so the lattice search and the scoring of
+candidate grids look at tokens, not at the style: a number 0-36 is one or two
+glyphs no wider than about twice its height; words (headers, captions, card
+titles, prose) have more glyphs or are wider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from gridreader.grid.separators import runs
+from gridreader.imaging import components
+
+
+@dataclass(frozen=True)
+class Token:
+    """One glyph group, in work pixels.
+
+    Attributes:
+        box: ``(x0, y0, x1, y1)``, ends exclusive.
+        glyphs: how many glyphs side by side (runs of inked columns).
+        number: shaped like a number of one or two digits.
+        word: shaped like a printed word (more glyphs, or wider, than a
+            number; no taller than a line of print). Tokens that are
+            neither (handwriting, big titles, specks) count for no side.
+        weight: stroke width in px (ink area over half the outline
+            length); bold print is about 1.5 times regular.
+    """
+
+    box: tuple[int, int, int, int]
+    glyphs: int
+    number: bool
+    word: bool = False
+    weight: float = 0.0
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        x0, y0, x1, y1 = self.box
+        return (x0 + x1) / 2.0, (y0 + y1) / 2.0
+
+
+# Digits of one number sit closer than a space (about 0.3 em, 0.4 of the digit
+# height); a little less than that joins them and keeps words apart.
+_JOIN = 0.3
+# A number 0-36 is one or two glyphs; a word of three or more letters shows
+# three or more unless its letters touch, and is then wider than two printed
+# digits could be (at most about 1.3 em wide against 0.7 em high).
+# Handwritten numbers are wide, but seldom three glyphs and that wide at once.
+_WORD_GLYPHS = 3
+_WORD_GLYPHS_MIN_WIDTH = 1.2
+_WORD_WIDTH = 3.0
+# More glyph groups than a 2800 x 2000 page of small print holds.
+_MAX_TOKENS = 6000
+
+
+def find_tokens(glyphs: np.ndarray, text_h: float, gray: np.ndarray) -> list[Token]:
+    """Group the glyph mask into tokens and tell numbers from words.
+
+    Args:
+        glyphs: uint8 0/1 mask of glyph outlines (:attr:`InkMaps.glyphs`).
+        text_h: typical glyph height in px.
+        gray: the picture's luminance, in the same frame.
+    """
+    gap = max(2, round(_JOIN * text_h))
+    # Grown rightwards only: a component's right end reaches the next glyph
+    # when the gap is under ``gap`` px; the grown part is taken off again below.
+    joined = cv2.dilate(glyphs, np.ones((1, gap), np.uint8), anchor=(0, 0))
+    _, labels, stats, _ = components(joined)
+    # Growing sideways leaves heights as they were: what is too short or too
+    # tall to be a number or a word (specks, rule stubs, big titles) is
+    # dropped before the per-token work, which noise would make slow.
+    h_all = stats[:, cv2.CC_STAT_HEIGHT]
+    keep = np.flatnonzero((h_all >= 0.5 * text_h) & (h_all <= 1.6 * text_h))
+    if keep.size > _MAX_TOKENS:
+        # Texture or noise, not print: no token evidence (the structural
+        # grid stands alone), and no seconds spent per picture.
+        return []
+    out = []
+    for i in keep[keep > 0].tolist():
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        piece = (labels[y : y + h, x : x + w] == i) & (glyphs[y : y + h, x : x + w] > 0)
+        cols = piece.any(axis=0)
+        inked = np.flatnonzero(cols)
+        if inked.size == 0:
+            continue
+        x0, x1 = x + int(inked[0]), x + int(inked[-1]) + 1
+        rows = np.flatnonzero(piece.any(axis=1))
+        y0, y1 = y + int(rows[0]), y + int(rows[-1]) + 1
+        count = len(runs(cols[inked[0] : inked[-1] + 1]))
+        tw, th = x1 - x0, y1 - y0
+        wide = (count >= _WORD_GLYPHS and tw > _WORD_GLYPHS_MIN_WIDTH * text_h) or (
+            tw > _WORD_WIDTH * text_h
+        )
+        number = not wide and 0.5 * text_h <= th <= 1.6 * text_h
+        # Ascenders and descenders make a word at most ~1.3 digit heights tall.
+        word = wide and 0.5 * text_h <= th <= 1.4 * text_h
+        outline = int(np.count_nonzero(piece))
+        weight = stroke_weight(gray[y0:y1, x0:x1], outline)
+        out.append(Token((x0, y0, x1, y1), count, number, word, weight))
+    return out
+
+
+def stroke_weight(patch: np.ndarray, outline: int) -> float:
+    """Stroke width of the print in ``patch``: its ink area (the minority side
+    of an Otsu split, so either polarity) over half its outline length."""
+    if patch.size == 0 or outline == 0:
+        return 0.0
+    _, ink = cv2.threshold(patch, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    area = int(np.count_nonzero(ink))
+    area = min(area, patch.size - area)
+    return 2.0 * area / outline

@@ -1,0 +1,69 @@
+"""Tokens, the lattice of numbers and the scoring of candidate grids, on text drawn by the test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from gridreader.grid.ink import measure_ink
+from gridreader.grid.lattice import group_lines, lattice_edges, number_lines
+from gridreader.grid.score import score_grid
+from gridreader.grid.tokens import find_tokens
+from gridreader.imaging import to_gray
+
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+BOLD = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+
+
+def page(header: bool) -> np.ndarray:
+    """A borderless 4x3 table of numbers, with a bold header row of words."""
+    img = Image.new("RGB", (360, 260), "white")
+    d = ImageDraw.Draw(img)
+    regular, bold = ImageFont.truetype(str(FONT), 20), ImageFont.truetype(str(BOLD), 20)
+    if header:
+        for c, word in enumerate(("Spin", "Column", "Dozen")):
+            d.text((30 + 110 * c, 20), word, font=bold, fill="black")
+    for r in range(4):
+        for c in range(3):
+            d.text(
+                (30 + 110 * c, 70 + 45 * r), str((r * 11 + c * 7) % 37), font=regular, fill="black"
+            )
+    return np.asarray(img)
+
+
+def test_numbers_and_words_are_told_apart() -> None:
+    img = page(header=True)
+    gray = to_gray(img)
+    maps = measure_ink(img, gray)
+    tokens = find_tokens(maps.glyphs, maps.text_h, gray)
+    lines = group_lines(tokens, maps.text_h)
+    assert len(lines) == 5
+    assert all(t.word and not t.number for t in lines[0])
+    assert all(t.number and not t.word for line in lines[1:] for t in line)
+    # The header is heavier print than the body.
+    body = np.median([t.weight for line in lines[1:] for t in line])
+    assert np.median([t.weight for t in lines[0]]) > 1.2 * body
+    assert len(number_lines(lines)) == 4
+
+
+def test_the_lattice_leaves_the_header_out_and_scores_better() -> None:
+    img = page(header=True)
+    gray = to_gray(img)
+    maps = measure_ink(img, gray)
+    tokens = find_tokens(maps.glyphs, maps.text_h, gray)
+    found = lattice_edges(maps, tokens)
+    assert found is not None
+    rows, cols = found
+    assert (len(rows) - 1, len(cols) - 1) == (4, 3)
+    assert rows[0] > 45  # below the header line
+    numbers = [t for line in number_lines(group_lines(tokens, maps.text_h)) for t in line]
+    words = [t for t in tokens if t.word]
+    with_header = score_grid(numbers, words, [10.0, *rows], cols)
+    without = score_grid(numbers, words, rows, cols)
+    assert with_header.text_rows == 1 and without.text_rows == 0
+    # (Wide-set digits such as "11" may come as two tokens of one cell.)
+    assert without.explained >= 12 and without.split == 0
+    # A grid one column short leaves a column of numbers outside.
+    assert score_grid(numbers, words, rows, cols[:-1]).missed == 4
