@@ -17,10 +17,10 @@ from gridreader.formats.review import (
     crop_name,
     image_files,
     parse_sidecar,
+    review_cell_files,
     sidecar_name,
     sidecar_stem,
     strip_name,
-    review_cell_files,
     write_review_files,
 )
 from gridreader.formats.shots import (
