@@ -20,6 +20,7 @@ from typing import Any
 
 from capture import browser as br
 from capture.config import (
+    REPORT_NAME,
     BrowserConfig,
     CaptureConfig,
     Step,
@@ -34,7 +35,6 @@ from gridreader.imageio import load_image, write_atomic
 
 log = logging.getLogger(__name__)
 
-REPORT_NAME = "capture-report.jsonl"
 _REDACTED = "***"
 
 
