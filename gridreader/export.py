@@ -22,6 +22,7 @@ from gridreader.model import (
     CARD_FILE,
     MODELS_DIR,
     PRECISIONS,
+    PREDICT_BATCH,
     TFLITE_FILE,
     default_threads,
     load_network,
@@ -93,7 +94,9 @@ def check_inputs(images: Sequence[Path], input_size: tuple[int, int]) -> np.ndar
     return np.concatenate(batches) if batches else np.zeros((0, *input_size, 1), np.uint8)
 
 
-def predict_tflite(data: bytes, inputs: np.ndarray, name: Path, batch: int = 512) -> np.ndarray:
+def predict_tflite(
+    data: bytes, inputs: np.ndarray, name: Path, batch: int = PREDICT_BATCH
+) -> np.ndarray:
     """Class probabilities of a ``.tflite`` model's bytes on prepared crops."""
     from gridreader.preprocess import dequantise
 

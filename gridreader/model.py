@@ -35,8 +35,10 @@ TFLITE_FILE = "model.tflite"
 CARD_FILE = "card.json"
 DEFAULT_POINTER = "DEFAULT"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-PREDICT_BATCH = 512
-"""Crops per network call: a few hundred keep the activations in cache."""
+PREDICT_BATCH = 64
+"""Crops per network call. LiteRT's XNNPACK runs 64 as fast per cell as 512, and
+its activation arena is an eighth the size (about 90 MB less for 512: the
+first convolution alone puts out 512 x 32 x 48 x 24 floats)."""
 EXPORT_HINT = "make it with: gridreader export"
 
 
