@@ -7,8 +7,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from capture.config import load_config
-from capture.run import REPORT_NAME, capture_targets
+# capture.run is imported when the verb runs: Selenium's import alone takes
+# about a second, which every other verb would pay when the parser is built.
+from capture.config import REPORT_NAME, load_config
 
 EXIT_OK, EXIT_PARTIAL = 0, 1
 
@@ -39,6 +40,8 @@ def register(subparsers: Any) -> None:
 def run_capture(args: argparse.Namespace) -> int:
     """Handle ``gridreader capture``; returns 0 if every target was captured, else 1."""
     _show_warnings()
+    from capture.run import capture_targets
+
     config = load_config(args.config)
     results = capture_targets(config, args.out, only=args.only)
     for result in results:

@@ -20,6 +20,9 @@ from typing import Any
 from gridreader.errors import ConfigError
 from gridreader.types import Shape, parse_shape
 
+REPORT_NAME = "capture-report.jsonl"
+"""The capture report written in each output folder, one line per target."""
+
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 DEFAULT_CHROMEDRIVER = "/usr/bin/chromedriver"
 ENV_CHROMIUM = "GRIDREADER_CHROMIUM"

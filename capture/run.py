@@ -22,6 +22,7 @@ from typing import Any
 
 from capture import browser as br
 from capture.config import (
+    REPORT_NAME,
     BrowserConfig,
     CaptureConfig,
     Step,
@@ -36,7 +37,6 @@ from gridreader.imageio import load_image, write_atomic
 
 log = logging.getLogger(__name__)
 
-REPORT_NAME = "capture-report.jsonl"
 _REDACTED = "***"
 
 

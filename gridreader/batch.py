@@ -42,7 +42,7 @@ from gridreader.imageio import (
     remove_temp_files,
     write_atomic,
 )
-from gridreader.model import MODEL_FILE, Classifier
+from gridreader.model import Classifier
 from gridreader.pipeline import (
     Analysed,
     Failed,
@@ -140,7 +140,7 @@ def _source_stamp(
     """What an output was made from: the image's size and mtime, the model,
     the shape hint, and the capture sidecar beside the image."""
     st = image.stat()
-    model = (classifier.path / MODEL_FILE).stat()
+    model = classifier.served_file.stat()
     stamp: dict[str, Any] = {
         "image_size": st.st_size,
         "image_mtime_ns": st.st_mtime_ns,

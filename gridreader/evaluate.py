@@ -64,7 +64,9 @@ class EvalResult:
     startup_seconds: float | None = None
     """Loading the model and starting the workers, before the timed run."""
     precision: str = "float32"
-    """What the network's hidden layers computed in (see ``model.bfloat16_serving``)."""
+    """What the served network's weights are stored in (``model.tflite``, see its card)."""
+    runtime: str = ""
+    """The runtime that ran the network, e.g. ``LiteRT 2.3.0 (XNNPACK, 2 threads)``."""
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -239,6 +241,7 @@ def evaluate(
         workers=workers,
         machine=machine(),
         precision=classifier.precision,
+        runtime=classifier.runtime,
         mistakes=mistakes[:200],
     )
 
@@ -273,5 +276,6 @@ def format_result(r: EvalResult) -> str:
         lines.append(
             f"  start-up        {r.startup_seconds:.2f} s (model load, workers), not timed above"
         )
-    lines.append(f"  machine         {r.machine}, network in {r.precision}")
+    lines.append(f"  machine         {r.machine}")
+    lines.append(f"  network         {r.runtime}, {r.precision} weights")
     return "\n".join(lines)

@@ -1,14 +1,21 @@
 """The cell classifier: a small CNN, and its files on disk.
 
 A model lives in a folder ``models/NAME/`` holding ``model.keras`` (weights and
-architecture) and ``card.json`` (the class list, input size, data, training
-parameters, measured metrics and the command that made it). The class list and
-input size are read from the card, so a model is always used the way it was
-trained.
+architecture, what training and fine-tuning start from), ``model.tflite`` (the
+same network converted for the LiteRT runtime, what reading runs) and
+``card.json`` (the class list, input size, data, training parameters, measured
+metrics and the command that made it). The class list and input size are read
+from the card, so a model is always used the way it was trained.
+
+Reading never imports TensorFlow or Keras: their import alone takes seconds
+and hundreds of MB. Only training, fine-tuning and export do (``_keras``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,24 +25,34 @@ from typing import Any
 import numpy as np
 
 from gridreader.classes import class_value
-from gridreader.errors import ModelError
+from gridreader.errors import ModelError, UsageError
 from gridreader.imageio import atomic_path, write_atomic
 from gridreader.preprocess import dequantise
 from gridreader.quiet import quiet_native_logs
 
 MODEL_FILE = "model.keras"
+TFLITE_FILE = "model.tflite"
 CARD_FILE = "card.json"
 DEFAULT_POINTER = "DEFAULT"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-PREDICT_BATCH = 256
-"""Crops per network call: a few hundred keep the activations in cache."""
+PREDICT_BATCH = 64
+"""Crops per network call. LiteRT's XNNPACK runs 64 as fast per cell as 512, and
+its activation arena is an eighth the size (about 90 MB less for 512: the
+first convolution alone puts out 512 x 32 x 48 x 24 floats)."""
+EXPORT_HINT = "make it with: gridreader export"
 
 
 def _keras() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # Loading TensorFlow logs from C++ (absl, oneDNN) whatever the level says.
-    with quiet_native_logs():
-        import keras
+    try:
+        # Loading TensorFlow logs from C++ (absl, oneDNN) whatever the level says.
+        with quiet_native_logs():
+            import keras
+    except ModuleNotFoundError as e:
+        raise UsageError(
+            f"{e.name} is not installed: training, fine-tuning and export need it "
+            "(pip install 'gridreader[train]'); reading does not"
+        ) from e
 
     return keras
 
@@ -80,19 +97,24 @@ def build_model(num_classes: int, input_size: tuple[int, int]) -> Any:
 
 @dataclass(frozen=True)
 class Classifier:
-    """A loaded model with its card."""
+    """A loaded model with its card, served by the LiteRT runtime."""
 
     name: str
     path: Path
     classes: tuple[str, ...]
     input_size: tuple[int, int]
     card: dict[str, Any] = field(repr=False, compare=False)
-    network: Any = field(repr=False, compare=False)
-    serving: Any = field(repr=False, compare=False)
-    """The same function as ``network``, folded for inference (see
-    :func:`fold_for_inference`); ``network`` itself is what fine-tuning trains."""
+    interpreter: Any = field(repr=False, compare=False)
     precision: str = "float32"
-    """What ``serving`` computes in: ``float32``, or ``bfloat16`` for its hidden layers."""
+    """What the weights are stored in (``float32``, ``float16`` or
+    ``int8-dynamic``), as the card records it."""
+    runtime: str = "LiteRT"
+    """The runtime and how it runs, e.g. ``LiteRT 2.3.0 XNNPACK, 2 threads``."""
+
+    @property
+    def served_file(self) -> Path:
+        """The file the network is read from."""
+        return self.path / TFLITE_FILE
 
     def predict(
         self, batch: np.ndarray, batch_size: int = PREDICT_BATCH
@@ -105,7 +127,7 @@ class Classifier:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         probs = np.concatenate(
             [
-                _predict_chunk(self.serving, batch[i : i + batch_size])
+                _predict_chunk(self.interpreter, batch[i : i + batch_size])
                 for i in range(0, len(batch), batch_size)
             ]
         )
@@ -117,14 +139,29 @@ class Classifier:
         return class_value(self.classes[index])
 
 
-def _predict_chunk(serving: Any, chunk: np.ndarray) -> np.ndarray:
-    # A batch of one crop takes another kernel path whose results differ in the
-    # fifth decimal; read as one of two, a crop gets the same confidence
+def _predict_chunk(interpreter: Any, chunk: np.ndarray) -> np.ndarray:
+    # A batch of one crop may take another kernel path whose results differ in
+    # the fifth decimal; read as one of two, a crop gets the same confidence
     # however the crops were batched (the local pool and a cluster batch them
     # differently, and their outputs must be identical).
     if len(chunk) == 1:
-        return np.asarray(serving.predict_on_batch(dequantise(np.concatenate([chunk, chunk]))))[:1]
-    return np.asarray(serving.predict_on_batch(dequantise(chunk)))
+        return run_interpreter(interpreter, dequantise(np.concatenate([chunk, chunk])))[:1]
+    return run_interpreter(interpreter, dequantise(chunk))
+
+
+def run_interpreter(interpreter: Any, x: np.ndarray) -> np.ndarray:
+    """The network's outputs for one batch of float32 inputs ``(n, h, w, 1)``.
+
+    The input is resized only when the batch size changes (the last, shorter
+    batch of a run); XNNPACK then plans that size once.
+    """
+    inp = interpreter.get_input_details()[0]
+    if tuple(inp["shape"]) != x.shape:
+        interpreter.resize_tensor_input(inp["index"], list(x.shape))
+        interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], np.ascontiguousarray(x, np.float32))
+    interpreter.invoke()
+    return np.array(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
 
 
 def default_model_path(models_dir: Path = MODELS_DIR) -> Path:
@@ -176,10 +213,101 @@ def read_card(model_dir: Path) -> dict[str, Any]:
 
 @quiet_native_logs()
 def load_classifier(model: str | os.PathLike[str] | None = None) -> Classifier:
-    """Load a model folder (or the default one).
+    """Load a model folder (or the default one) for reading, with LiteRT.
 
     Raises:
-        ModelError: the folder, card or weights are missing or inconsistent.
+        ModelError: the folder, card or ``model.tflite`` is missing, corrupt or
+            inconsistent with the card.
+    """
+    model_dir = Path(model) if model is not None else default_model_path()
+    if not model_dir.is_dir():
+        raise ModelError(f"{model_dir}: model folder not found")
+    card = read_card(model_dir)
+    served = model_dir / TFLITE_FILE
+    try:
+        data = served.read_bytes()
+    except FileNotFoundError as e:
+        raise ModelError(f"{served}: model file not found; {EXPORT_HINT} {model_dir}") from e
+    except OSError as e:
+        raise ModelError(f"{served}: cannot read model file ({e.strerror or e})") from e
+    serving: dict[str, Any] = card["serving"] if isinstance(card.get("serving"), dict) else {}
+    expected = serving.get("sha256")
+    if isinstance(expected, str) and hashlib.sha256(data).hexdigest() != expected:
+        raise ModelError(
+            f"{served}: does not match the sha256 in {CARD_FILE} (corrupt or replaced); "
+            f"{EXPORT_HINT} {model_dir}"
+        )
+    threads = default_threads()
+    interpreter = open_interpreter(data, threads, served)
+    classes = tuple(card["classes"])
+    size = (int(card["input_size"][0]), int(card["input_size"][1]))
+    in_shape = tuple(int(v) for v in interpreter.get_input_details()[0]["shape"][1:3])
+    out_shape = int(interpreter.get_output_details()[0]["shape"][-1])
+    if out_shape != len(classes) or in_shape != size:
+        raise ModelError(
+            f"{model_dir}: network ({in_shape}, {out_shape} classes) does not match its card "
+            f"({size}, {len(classes)} classes)"
+        )
+    from ai_edge_litert import __version__ as litert_version
+
+    return Classifier(
+        model_dir.name,
+        model_dir,
+        classes,
+        size,
+        card,
+        interpreter,
+        str(serving.get("precision", "float32")),
+        f"LiteRT {litert_version} (XNNPACK, {threads} threads)",
+    )
+
+
+def default_threads() -> int:
+    """Threads for the network: one per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def open_interpreter(data: bytes, threads: int, name: Path) -> Any:
+    """A LiteRT interpreter over a ``.tflite`` model's bytes, tensors allocated.
+
+    Raises:
+        ModelError: the bytes are not a usable model (``name`` is in the message).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        with quiet_native_logs():
+            interpreter = Interpreter(model_content=data, num_threads=threads)
+            interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{name}: cannot load model ({first}); {EXPORT_HINT} {name.parent}") from e
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0]["shape"]) != 4:
+        raise ModelError(f"{name}: not a cell classifier (expects one (n, h, w, 1) input)")
+    return interpreter
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """A model folder's Keras network, for training, fine-tuning and export."""
+
+    name: str
+    path: Path
+    classes: tuple[str, ...]
+    input_size: tuple[int, int]
+    card: dict[str, Any] = field(repr=False, compare=False)
+    network: Any = field(repr=False, compare=False)
+
+
+def load_network(model: str | os.PathLike[str] | None = None) -> Trainable:
+    """The Keras network of a model folder (or the default one), with its card.
+
+    Raises:
+        ModelError: the folder, card or ``model.keras`` is missing or inconsistent.
     """
     model_dir = Path(model) if model is not None else default_model_path()
     if not model_dir.is_dir():
@@ -195,142 +323,94 @@ def load_classifier(model: str | os.PathLike[str] | None = None) -> Classifier:
         raise ModelError(
             f"{weights}: cannot load model ({type(e).__name__}: {str(e)[:120]})"
         ) from e
-    classes = tuple(card["classes"])
     size = (int(card["input_size"][0]), int(card["input_size"][1]))
     out_shape = network.output_shape[-1]
     in_shape = tuple(network.input_shape[1:3])
-    if out_shape != len(classes) or in_shape != size:
+    if out_shape != len(card["classes"]) or in_shape != size:
         raise ModelError(
             f"{model_dir}: network ({in_shape}, {out_shape} classes) does not match its card "
-            f"({size}, {len(classes)} classes)"
+            f"({size}, {len(card['classes'])} classes)"
         )
-    bfloat16 = bfloat16_serving()
-    serving = fold_for_inference(network, bfloat16=bfloat16)
-    _warm_up(serving, size)
-    return Classifier(
-        model_dir.name,
-        model_dir,
-        classes,
-        size,
-        card,
-        network,
-        serving,
-        "bfloat16" if bfloat16 else "float32",
-    )
+    return Trainable(model_dir.name, model_dir, tuple(card["classes"]), size, card, network)
 
 
-def _warm_up(serving: Any, size: tuple[int, int]) -> None:
-    # Keras traces the graph on the first batch, again on the first batch of
-    # another size, and oneDNN sets up each batch size's kernels once; doing
-    # it at load keeps that start-up cost out of the first images read.
-    for n in (1, 2, PREDICT_BATCH):
-        serving.predict_on_batch(np.zeros((n, *size, 1), np.float32))
+PRECISIONS = ("float32", "float16", "int8-dynamic")
+"""How ``model.tflite`` may store its weights: float16 halves the file;
+int8-dynamic (dynamic-range quantisation) quarters it and runs the
+convolutions on 8-bit integers."""
 
 
-PRECISION_ENV = "GRIDREADER_PRECISION"
-"""``float32`` keeps every layer in float32 even where the CPU has bfloat16 units."""
+def to_tflite(network: Any, precision: str = "float32") -> bytes:
+    """The network converted to a ``.tflite`` model (batch size left open).
 
-
-def bfloat16_serving() -> bool:
-    """Whether the hidden convolutions are served in bfloat16: the CPU
-    multiplies bfloat16 natively (Intel AMX or AVX-512 BF16), and
-    ``GRIDREADER_PRECISION`` is not ``float32``.
-
-    Elsewhere bfloat16 would be emulated, slower than float32.
+    Raises:
+        ModelError: unknown precision, or the converter failed.
     """
-    if os.environ.get(PRECISION_ENV, "auto").strip().lower() == "float32":
-        return False
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    _keras()
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(network)
+    if precision != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if precision == "float16":
+        converter.target_spec.supported_types = [tf.float16]
     try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return any(f in flags.split() for f in ("amx_bf16", "avx512_bf16"))
+        # The converter saves a SavedModel on the way and prints about it.
+        with quiet_native_logs(), contextlib.redirect_stdout(io.StringIO()):
+            data = bytes(converter.convert())
+    except Exception as e:  # the converter raises its own and TF's error types
+        raise ModelError(f"cannot convert the network to LiteRT ({type(e).__name__}: {e})") from e
+    _check_conversion(network, data, precision)
+    return data
 
 
-def fold_for_inference(network: Any, bfloat16: bool = False) -> Any:
-    """A copy of a Sequential network with each batch normalisation folded into
-    the convolution or dense layer before it, and dropout left out.
-
-    At inference a batch normalisation is a fixed per-channel scale and shift,
-    which the preceding layer's weights and bias can absorb: one pass over each
-    activation map instead of three, about a fifth of the CPU time, with the
-    same outputs up to float rounding. Networks of any other shape are returned
-    unchanged.
-
-    With ``bfloat16``, the layers from the second convolution up to the head
-    compute in bfloat16 (float32 weights and sums): 60% less network time
-    where the CPU has bfloat16 units. The first convolution (the raw pixels)
-    and the dense head (where close classes are told apart) stay float32. On
-    the dev bench's 3,959 cells and 4,000 synthetic ones, not one class
-    changed and no confidence moved by more than 0.012.
-    """
-    keras = _keras()
-    layers = keras.layers
-    if not isinstance(network, keras.Sequential):
-        return network
-    stack = [layer for layer in network.layers if not isinstance(layer, layers.Dropout)]
-    out: list[Any] = [keras.Input(shape=network.input_shape[1:])]
-    weights: list[tuple[int, list[np.ndarray]]] = []
-    # bfloat16 from the second convolution up to the head, every layer between
-    # (activations are cast once each way, not around every layer).
-    convs = [k for k, layer in enumerate(stack) if isinstance(layer, layers.Conv2D)]
-    head = next(
-        (k for k, layer in enumerate(stack) if isinstance(layer, (layers.Flatten, layers.Dense))),
-        len(stack),
-    )
-    half_from = convs[1] if bfloat16 and len(convs) > 1 else len(stack)
-    i = 0
-    while i < len(stack):
-        layer = stack[i]
-        nxt = stack[i + 1] if i + 1 < len(stack) else None
-        half = half_from <= i < head
-        foldable = isinstance(layer, (layers.Conv2D, layers.Dense)) and layer.get_config().get(
-            "activation"
-        ) in ("linear", None)
-        if foldable and isinstance(nxt, layers.BatchNormalization) and nxt.axis in (-1, [-1]):
-            config = dict(layer.get_config(), use_bias=True, name=layer.name + "_folded")
-            if half:
-                config["dtype"] = "mixed_bfloat16"
-            kernel, *bias = layer.get_weights()
-            bn = dict(zip(("gamma", "beta", "mean", "var"), _bn_params(nxt), strict=True))
-            scale = bn["gamma"] / np.sqrt(bn["var"] + nxt.epsilon)
-            shift = (bias[0] if bias else 0.0) - bn["mean"]
-            weights.append((len(out), [kernel * scale, shift * scale + bn["beta"]]))
-            out.append(type(layer).from_config(config))
-            i += 2
-            continue
-        config = dict(layer.get_config(), name=layer.name + "_serving")
-        if half:
-            config["dtype"] = "mixed_bfloat16"
-        if layer.get_weights():
-            weights.append((len(out), layer.get_weights()))
-        out.append(type(layer).from_config(config))
-        i += 1
-    folded = keras.Sequential(out, name=network.name + "_serving")
-    # Sequential drops the Input entry from .layers: index i of ``out`` is layer i - 1.
-    for index, values in weights:
-        folded.layers[index - 1].set_weights(values)
-    return folded
+def _check_conversion(network: Any, data: bytes, precision: str) -> None:
+    # A conversion that lost the weights or the shape would still load; the same
+    # outputs on a few random crops say it did not.
+    h, w = network.input_shape[1:3]
+    x = np.random.default_rng(0).random((8, h, w, 1)).astype(np.float32)
+    want = np.asarray(network.predict_on_batch(x))
+    got = run_interpreter(open_interpreter(data, 1, Path(TFLITE_FILE)), x)
+    tolerance = 1e-4 if precision == "float32" else 0.05
+    if got.shape != want.shape or not np.allclose(got, want, atol=tolerance):
+        raise ModelError(
+            f"the {precision} LiteRT conversion does not compute what the network does"
+        )
 
 
-def _bn_params(bn: Any) -> list[np.ndarray]:
-    channels = int(bn.moving_mean.shape[0])
-    gamma = np.asarray(bn.gamma) if bn.scale else np.ones(channels, np.float32)
-    beta = np.asarray(bn.beta) if bn.center else np.zeros(channels, np.float32)
-    return [gamma, beta, np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)]
+def serving_entry(data: bytes, precision: str, **extra: Any) -> dict[str, Any]:
+    """The card's record of ``model.tflite``."""
+    _keras()
+    import tensorflow as tf
+
+    return {
+        "file": TFLITE_FILE,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "precision": precision,
+        "runtime": "ai-edge-litert (XNNPACK)",
+        "converted_with": f"tensorflow {tf.__version__}",
+        **extra,
+    }
 
 
 def save_model(network: Any, model_dir: Path, card: dict[str, Any]) -> None:
-    """Write weights and card into a *new* folder; an existing one is refused.
+    """Write weights, their float32 LiteRT conversion and the card into a *new*
+    folder; an existing one is refused.
 
     Raises:
-        ModelError: the folder already holds a model.
+        ModelError: the folder already holds a model, or conversion failed.
     """
-    if (model_dir / MODEL_FILE).exists() or (model_dir / CARD_FILE).exists():
+    if any((model_dir / f).exists() for f in (MODEL_FILE, TFLITE_FILE, CARD_FILE)):
         raise ModelError(f"{model_dir}: a model already exists there; models are never overwritten")
+    tflite = to_tflite(network)
     model_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(model_dir / MODEL_FILE) as tmp:
         keras_tmp = tmp.with_suffix(".keras")
         network.save(keras_tmp)
         os.replace(keras_tmp, tmp)
+    write_atomic(model_dir / TFLITE_FILE, tflite)
+    card = dict(card, serving=serving_entry(tflite, "float32"))
     write_atomic(model_dir / CARD_FILE, json.dumps(card, indent=2) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -15,12 +16,11 @@ from gridreader.errors import DataError, ModelError
 from gridreader.model import (
     CARD_FILE,
     MODEL_FILE,
-    PRECISION_ENV,
-    bfloat16_serving,
+    TFLITE_FILE,
     build_model,
     default_model_path,
-    fold_for_inference,
     load_classifier,
+    load_network,
     read_card,
     save_model,
     set_default,
@@ -85,7 +85,7 @@ def test_round_trip_keeps_classes_and_input_size(saved: Path) -> None:
     assert idx.shape == (5,) and conf.shape == (5,)
     assert ((conf > 0) & (conf <= 1)).all()
     assert ((idx >= 0) & (idx < len(CLASSES))).all()
-    assert sorted(p.name for p in saved.iterdir()) == [CARD_FILE, MODEL_FILE]
+    assert sorted(p.name for p in saved.iterdir()) == [CARD_FILE, MODEL_FILE, TFLITE_FILE]
 
 
 def test_round_trip_predictions_are_identical(tmp_path: Path) -> None:
@@ -93,8 +93,14 @@ def test_round_trip_predictions_are_identical(tmp_path: Path) -> None:
     x = np.random.default_rng(0).random((4, *INPUT_SIZE, 1)).astype(np.float32)
     before = np.asarray(net.predict_on_batch(x))
     save_model(net, tmp_path / "m", card_for(CLASSES))
-    after = np.asarray(load_classifier(tmp_path / "m").network.predict_on_batch(x))
+    after = np.asarray(load_network(tmp_path / "m").network.predict_on_batch(x))
     assert np.allclose(before, after, atol=1e-6)
+
+
+def test_card_lists_the_served_file_with_its_sha256(saved: Path) -> None:
+    serving = read_card(saved)["serving"]
+    assert serving["file"] == TFLITE_FILE and serving["precision"] == "float32"
+    assert serving["sha256"] == hashlib.sha256((saved / TFLITE_FILE).read_bytes()).hexdigest()
 
 
 def test_predict_in_several_batches(saved: Path) -> None:
@@ -129,43 +135,11 @@ def trained_looking(net: Any, seed: int = 0) -> Any:
     return net
 
 
-def test_folded_network_computes_the_same_function() -> None:
-    import keras
-
-    net = trained_looking(build_model(len(CLASSES), INPUT_SIZE))
-    folded = fold_for_inference(net)
-    names = [type(layer).__name__ for layer in folded.layers]
-    assert "BatchNormalization" not in names and "Dropout" not in names
-    assert names.count("Conv2D") == 4
-    x = np.random.default_rng(2).random((16, *INPUT_SIZE, 1)).astype(np.float32)
-    ref = np.asarray(net.predict_on_batch(x))
-    assert (np.asarray(folded.predict_on_batch(x)).argmax(1) == ref.argmax(1)).all()
-    # A saturated softmax hides small errors (a lost epsilon): compare what
-    # goes into the last layer.
-    features = [
-        np.asarray(keras.Model(n.inputs, n.layers[-1].input).predict_on_batch(x))
-        for n in (net, folded)
-    ]
-    assert np.allclose(features[1], features[0], rtol=1e-4, atol=1e-4 * features[0].std())
-    assert folded.count_params() < net.count_params()
-
-
-def test_fold_leaves_other_networks_alone() -> None:
-    import keras
-
-    inp = keras.Input((4,))
-    functional = keras.Model(inp, keras.layers.Dense(2)(inp))
-    assert fold_for_inference(functional) is functional
-
-
-def test_classifier_serves_the_folded_network(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(PRECISION_ENV, "float32")  # exact comparison below
+def test_litert_computes_what_keras_computes(tmp_path: Path) -> None:
     net = trained_looking(build_model(len(CLASSES), INPUT_SIZE), seed=3)
     save_model(net, tmp_path / "m", card_for(CLASSES))
     clf = load_classifier(tmp_path / "m")
-    assert clf.serving is not clf.network
+    assert clf.runtime.startswith("LiteRT") and clf.precision == "float32"
     x = np.random.default_rng(4).random((9, *INPUT_SIZE, 1)).astype(np.float32)
     ref = np.asarray(net.predict_on_batch(x))
     idx, conf = clf.predict(x)
@@ -177,39 +151,24 @@ def test_classifier_serves_the_folded_network(
     assert (q_idx == ref_q.argmax(1)).all() and np.allclose(q_conf, ref_q.max(1), atol=1e-5)
 
 
-def test_bfloat16_serving_reads_real_cells_as_float32_does(mnist_path: Path) -> None:
-    import keras
+def test_default_model_reads_real_crops_as_its_keras_network_does() -> None:
+    # A fixed set of real crops: every cell of two dev-bench pictures (a
+    # screenshot and a scan), cut and prepared by the reading pipeline.
+    from gridreader.pipeline import analyse_image
 
-    from gridreader.preprocess import prepare_batch
-    from gridreader.synth.cells import CellSynth
-    from gridreader.synth.fonts import find_fonts
-    from gridreader.synth.mnist import load_mnist
-
-    network = keras.models.load_model(default_model_path() / MODEL_FILE, compile=False)
-    exact = fold_for_inference(network)
-    fast = fold_for_inference(network, bfloat16=True)
-    policies = [layer.dtype_policy.name for layer in fast.layers]
-    kinds = [type(layer).__name__ for layer in fast.layers]
-    # The first convolution and the dense head stay float32.
-    assert policies[kinds.index("Conv2D")] == "float32"
-    assert all(p == "float32" for p, k in zip(policies, kinds, strict=True) if k == "Dense")
-    assert policies.count("mixed_bfloat16") >= 3
-    mnist = load_mnist(mnist_path)
-    synth = CellSynth(CLASSES, mnist.x_train, mnist.y_train, find_fonts(), seed=11)
-    crops, _ = synth.sample(400)
-    x = prepare_batch(crops, INPUT_SIZE)
-    a = np.asarray(exact.predict_on_batch(x))
-    b = np.asarray(fast.predict_on_batch(x), np.float32)
-    assert (a.argmax(1) == b.argmax(1)).all()
-    assert np.abs(a.max(1) - b.max(1)).max() < 0.03
-
-
-def test_bfloat16_serving_follows_the_cpu_and_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:
-    flags = Path("/proc/cpuinfo").read_text().split()
-    monkeypatch.delenv(PRECISION_ENV, raising=False)
-    assert bfloat16_serving() == ("amx_bf16" in flags or "avx512_bf16" in flags)
-    monkeypatch.setenv(PRECISION_ENV, "float32")
-    assert not bfloat16_serving()
+    bench = Path(__file__).resolve().parent.parent / "data" / "bench" / "dev"
+    images = [
+        sorted(p for p in (bench / kind).iterdir() if p.suffix in (".png", ".jpg"))[0]
+        for kind in ("screens", "scans")
+    ]
+    x = np.concatenate([analyse_image(p, INPUT_SIZE).inputs for p in images])
+    assert len(x) > 50
+    keras_probs = np.asarray(
+        load_network(default_model_path()).network.predict_on_batch(x.astype(np.float32) / 255.0)
+    )
+    idx, conf = load_classifier().predict(x)
+    assert (idx == keras_probs.argmax(1)).all()
+    assert np.abs(conf - keras_probs.max(1)).max() <= 0.01
 
 
 def test_value_of_class_index(saved: Path) -> None:
@@ -254,7 +213,11 @@ def test_save_refused_when_only_the_card_exists(tmp_path: Path) -> None:
 
 def test_save_leaves_no_temp_files(tmp_path: Path) -> None:
     save_model(build_model(len(CLASSES), INPUT_SIZE), tmp_path / "m", card_for(CLASSES))
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [CARD_FILE, MODEL_FILE]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        CARD_FILE,
+        MODEL_FILE,
+        TFLITE_FILE,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -266,8 +229,9 @@ def test_save_leaves_no_temp_files(tmp_path: Path) -> None:
         ("card a list", "JSON object"),
         ("card without classes", "'classes'"),
         ("card with bad size", "'input_size'"),
-        ("no weights", "model file not found"),
-        ("corrupt weights", "cannot load model"),
+        ("no tflite", "model file not found; make it with: gridreader export"),
+        ("corrupt tflite", "does not match the sha256"),
+        ("corrupt tflite, no sha", "cannot load model"),
     ],
 )
 def test_broken_model_folders(tmp_path: Path, saved: Path, breakage: str, fragment: str) -> None:
@@ -285,10 +249,14 @@ def test_broken_model_folders(tmp_path: Path, saved: Path, breakage: str, fragme
         card.write_text(json.dumps({"input_size": [32, 48]}))
     elif breakage == "card with bad size":
         card.write_text(json.dumps({"classes": ["0", "empty"], "input_size": [32]}))
-    elif breakage == "no weights":
-        (d / MODEL_FILE).unlink()
-    elif breakage == "corrupt weights":
-        (d / MODEL_FILE).write_bytes(b"PK\x03\x04 not really a keras archive")
+    elif breakage == "no tflite":
+        (d / TFLITE_FILE).unlink()
+    elif breakage.startswith("corrupt tflite"):
+        (d / TFLITE_FILE).write_bytes(b"TFL3 not really a flatbuffer")
+        if breakage.endswith("no sha"):
+            c = json.loads(card.read_text())
+            del c["serving"]["sha256"]
+            card.write_text(json.dumps(c))
     with pytest.raises(ModelError, match=fragment) as e:
         load_classifier(d)
     assert str(d) in str(e.value)

@@ -17,7 +17,7 @@ from conftest import ClearTable, clear_values
 from PIL import Image
 
 from gridreader.cli import main
-from gridreader.model import CARD_FILE, MODEL_FILE
+from gridreader.model import CARD_FILE, MODEL_FILE, TFLITE_FILE
 from gridreader.pipeline import default_workers
 from gridreader.synth.tables import render_table
 
@@ -42,6 +42,7 @@ EVAL_KEYS = {
     "mistakes",
     "startup_seconds",
     "precision",
+    "runtime",
 }
 
 
@@ -141,7 +142,8 @@ def test_eval_json_fields(
     assert r["ms_per_image"] == pytest.approx(1000 * r["seconds"] / len(tables), rel=0.05)
     # Loading the model (and starting workers) is reported apart from the timed run.
     assert r["startup_seconds"] > 0
-    assert r["precision"] in ("float32", "bfloat16")
+    assert r["precision"] in ("float32", "float16", "int8-dynamic")
+    assert r["runtime"].startswith("LiteRT ") and "threads" in r["runtime"]
     # The default is one analysing process per available core.
     assert r["workers"] == default_workers() == max(1, min(8, len(os.sched_getaffinity(0))))
 
@@ -213,6 +215,7 @@ def test_eval_record_writes_the_card(
     model = tmp_path / "model-copy"
     shutil.copytree(default_classifier.path, model)
     weights = hashlib.sha256((model / MODEL_FILE).read_bytes()).hexdigest()
+    served = hashlib.sha256((model / TFLITE_FILE).read_bytes()).hexdigest()
     code, _, err = run(capsys, "eval", str(bench), "--model", str(model), "--record", "--json")
     assert code == 0, err
     card = json.loads((model / CARD_FILE).read_text())
@@ -220,6 +223,7 @@ def test_eval_record_writes_the_card(
     assert rec["tables"] == 1 and "mistakes" not in rec
     assert card["classes"] == list(default_classifier.classes)
     assert hashlib.sha256((model / MODEL_FILE).read_bytes()).hexdigest() == weights
+    assert card["serving"]["sha256"] == served
 
 
 def test_eval_folder_without_truth(

@@ -13,7 +13,7 @@ import pytest
 
 from gridreader.cli import main
 from gridreader.errors import DataError
-from gridreader.model import CARD_FILE, MODEL_FILE, load_classifier
+from gridreader.model import CARD_FILE, MODEL_FILE, TFLITE_FILE, load_classifier, load_network
 from gridreader.preprocess import prepare_batch
 from gridreader.train import default_model_lines, load_labelled, make_synthetic
 
@@ -93,7 +93,7 @@ def labels_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_train_writes_model_and_card(tiny_model: Path) -> None:
-    assert sorted(p.name for p in tiny_model.iterdir()) == [CARD_FILE, MODEL_FILE]
+    assert sorted(p.name for p in tiny_model.iterdir()) == [CARD_FILE, MODEL_FILE, TFLITE_FILE]
     card = json.loads((tiny_model / CARD_FILE).read_text())
     assert card["classes"] == [*(str(i) for i in range(37)), "empty"]
     assert card["input_size"] == [32, 48]
@@ -134,6 +134,46 @@ def test_train_card_records_the_command(tiny_model: Path) -> None:
         assert part in command, command
 
 
+def test_export_remakes_the_tflite_of_a_trained_model(tiny_model: Path, tmp_path: Path) -> None:
+    model = tmp_path / "older"
+    shutil.copytree(tiny_model, model)
+    # A model from before LiteRT serving: weights and card only.
+    (model / TFLITE_FILE).unlink()
+    card = json.loads((model / CARD_FILE).read_text())
+    del card["serving"]
+    (model / CARD_FILE).write_text(json.dumps(card))
+    assert main(["export", str(model)]) == 0
+    serving = json.loads((model / CARD_FILE).read_text())["serving"]
+    data = (model / TFLITE_FILE).read_bytes()
+    assert serving["sha256"] == hashlib.sha256(data).hexdigest() and serving["bytes"] == len(data)
+    assert serving["precision"] == "float32"
+    x = np.random.default_rng(5).random((40, 32, 48, 1)).astype(np.float32)
+    want = np.asarray(load_network(model).network.predict_on_batch(x))
+    idx, conf = load_classifier(model).predict(x)
+    assert (idx == want.argmax(1)).all() and np.allclose(conf, want.max(1), atol=1e-5)
+
+
+def test_export_quantises_only_when_the_check_passes(tiny_model: Path, tmp_path: Path) -> None:
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    check = tmp_path / "check"
+    check.mkdir()
+    bench = Path(__file__).resolve().parent.parent / "data" / "bench" / "dev"
+    for kind in ("screens", "scans"):
+        first = sorted(p for p in (bench / kind).iterdir() if p.suffix in (".png", ".jpg"))[0]
+        shutil.copy2(first, check)
+    float32_bytes = (model / TFLITE_FILE).stat().st_size
+    assert main(["export", str(model), "--precision", "float16", "--check", str(check)]) == 0
+    serving = json.loads((model / CARD_FILE).read_text())["serving"]
+    qc = serving["quantisation_check"]
+    assert qc["tried"] == "float16" and qc["cells"] > 50
+    assert qc["passed"] == (qc["class_changes"] == 0 and qc["max_confidence_change"] <= 0.01)
+    assert serving["precision"] == ("float16" if qc["passed"] else "float32")
+    size = (model / TFLITE_FILE).stat().st_size
+    assert size < 0.6 * float32_bytes if qc["passed"] else size == float32_bytes
+    assert load_classifier(model).precision == serving["precision"]
+
+
 def test_train_other_classes(tmp_path: Path, mnist_path: Path) -> None:
     out = tmp_path / "m99"
     code = main(
@@ -158,8 +198,8 @@ def test_train_other_classes(tmp_path: Path, mnist_path: Path) -> None:
     assert code == 0
     card = json.loads((out / CARD_FILE).read_text())
     assert card["classes"] == [*(str(i) for i in range(100)), "empty"]
-    clf = load_classifier(out)
-    assert clf.network.output_shape[-1] == 101
+    assert load_network(out).network.output_shape[-1] == 101
+    assert len(load_classifier(out).classes) == 101
 
 
 def test_train_refuses_existing_model(
@@ -226,7 +266,7 @@ def test_finetune_from_class_folders(
     assert finetune(tiny_model, labels_dir, out) == 0
     said = capsys.readouterr().out
     assert digest(tiny_model) == before, "the base model was modified"
-    assert sorted(p.name for p in out.iterdir()) == [CARD_FILE, MODEL_FILE]
+    assert sorted(p.name for p in out.iterdir()) == [CARD_FILE, MODEL_FILE, TFLITE_FILE]
     card = json.loads((out / CARD_FILE).read_text())
     assert card["parent"] == tiny_model.name
     assert card["classes"] == json.loads((tiny_model / CARD_FILE).read_text())["classes"]
