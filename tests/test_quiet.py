@@ -112,3 +112,35 @@ def test_read_and_batch_write_only_the_projects_lines_on_stderr(tmp_path: Path) 
     assert [ln for ln in lines if not PROJECT_LINE.match(ln)] == [], batch.stderr
     assert any(ln.startswith("gridreader batch: error: ") and "bad.png" in ln for ln in lines)
     assert any(ln.startswith("3 images: 2 read, 1 failed") for ln in lines)
+
+
+_RETRACING = """
+import sys
+from gridreader.quiet import configure_output
+configure_output(sys.argv[1] == "verbose")
+from gridreader.model import _keras
+_keras()
+import tensorflow as tf
+f = tf.function(lambda x: x * 2)
+for n in range(1, 8):
+    f(tf.zeros((n,)))  # a new shape each call: tf.function retracing warnings
+print("gridreader test: done", file=sys.stderr)
+"""
+
+
+def test_tensorflow_python_warnings_are_quiet_unless_verbose() -> None:
+    def run(mode: str) -> str:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        done = subprocess.run(
+            [sys.executable, "-c", _RETRACING, mode],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    assert run("quiet") == "gridreader test: done\n"
+    assert "triggered tf.function retracing" in run("verbose")
