@@ -182,26 +182,13 @@ def test_each_bad_input_alone(
     assert err.count("\n") == 1 and str(path) in err and "Traceback" not in err
 
 
-_NOISE_FOUND = "grid finder reports a table in a picture without one"
-
-
 @pytest.mark.parametrize(
     "kind",
     [
         "white-noise",
         "photo-0",
-        pytest.param(
-            "photo-1",
-            marks=pytest.mark.xfail(
-                strict=True, raises=AssertionError, reason=_NOISE_FOUND + " (1x13)"
-            ),
-        ),
-        pytest.param(
-            "photo-2",
-            marks=pytest.mark.xfail(
-                strict=True, raises=AssertionError, reason=_NOISE_FOUND + " (4x1)"
-            ),
-        ),
+        "photo-1",
+        "photo-2",
         "photo-3",
     ],
 )

@@ -15,6 +15,7 @@ import numpy as np
 
 from gridreader.errors import NoTableError
 from gridreader.grid.bounds import grow_outer, trim_open_sides
+from gridreader.grid.cells import cell_cuts, rectify_image
 from gridreader.grid.edges import find_edges
 from gridreader.grid.ink import InkMaps, edge_map, measure_ink, text_height
 from gridreader.grid.lattice import group_lines, lattice_edges, number_lines
@@ -30,6 +31,7 @@ from gridreader.grid.rectify import (
     warp_bent,
     warp_to_rectified,
 )
+from gridreader.grid.refuse import check_cells
 from gridreader.grid.score import score_grid
 from gridreader.grid.tokens import find_tokens
 from gridreader.imaging import squeeze_gray, to_gray
@@ -58,6 +60,17 @@ def find_grid(image: np.ndarray, *, shape: Shape | None = None) -> Grid:
         from gridreader.grid.hint import fit_shape
 
         return fit_shape(squeeze_gray(image), find_grid(image), shape)
+    grid = _find_any(image)
+    # Whatever lattice was found must hold what number tables hold: noise,
+    # photos and textures make lattices too.
+    rect = rectify_image(image, grid)
+    ys, xs = cell_cuts(rect.shape, grid)
+    check_cells(to_gray(rect), ys, xs)
+    return grid
+
+
+def _find_any(image: np.ndarray) -> Grid:
+    """The best lattice in ``image``, before the check that it holds a table."""
     # A gray picture in three equal channels: one is a third of the pixels to
     # resize, turn and compare, and every map comes out the same.
     image = squeeze_gray(image)

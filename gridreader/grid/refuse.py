@@ -1,0 +1,156 @@
+"""Refusal: a found grid must hold what number tables hold.
+
+A table's cells are either blank or hold a few compact marks (its numbers)
+clear of the cell's sides, and the numbers of one table share a type size.
+Whatever lattice the finder lays over noise, dithering or a photograph, its
+cells give it away: they are crowded with specks, or almost all blank, or
+hold patches of every size. The evidence is the cells' own, not statistics
+of the picture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from gridreader.errors import NoTableError
+
+# Cells looked at: enough to judge, few enough to stay cheap on big tables.
+_SAMPLE = 32
+# Grey levels off the cell's own background that count as ink (JPEG noise
+# and paper texture stay well under it; the faintest text well over it).
+_INK_STEP = 48
+# Crowded cells: noise and texture fill nearly all (0.8-1.0 of them on 24
+# noise and photo pictures); real tables at most a fifth (rules off the
+# edges, specks of a dim photo).
+_MAX_MESSY = 0.5
+# Spread (std/mean) of the marks' heights: printed tables 0-0.1, handwriting
+# up to about 0.2; the patches of a photograph 0.5 and more.
+_MAX_HEIGHT_SPREAD = 0.45
+
+
+@dataclass(frozen=True)
+class CellEvidence:
+    """What the sampled cells of a grid look like.
+
+    Attributes:
+        cells: cells looked at.
+        blank: cells with no ink.
+        glyphs: cells whose ink is a few compact marks clear of the sides.
+        heights: the marks' height in each glyph cell, as a share of the cell's.
+    """
+
+    cells: int
+    blank: int
+    glyphs: int
+    heights: tuple[float, ...] = ()
+
+    @property
+    def messy(self) -> int:
+        """Cells that are neither blank nor hold glyphs."""
+        return self.cells - self.blank - self.glyphs
+
+
+def cell_evidence(gray: np.ndarray, ys: list[int], xs: list[int]) -> CellEvidence:
+    """Classify a sample of the cells between pixel edges ``ys`` and ``xs``."""
+    rows, cols = len(ys) - 1, len(xs) - 1
+    n = rows * cols
+    picks = np.unique(np.linspace(0, n - 1, min(n, _SAMPLE)).round().astype(int))
+    blank = glyphs = 0
+    heights = []
+    for k in picks:
+        r, c = divmod(int(k), cols)
+        kind, height = _cell_kind(gray[ys[r] : ys[r + 1], xs[c] : xs[c + 1]])
+        blank += kind == "blank"
+        glyphs += kind == "glyphs"
+        if kind == "glyphs":
+            heights.append(height)
+    return CellEvidence(len(picks), blank, glyphs, tuple(heights))
+
+
+def _cell_kind(cell: np.ndarray) -> tuple[str, float]:
+    h, w = cell.shape[:2]
+    # Rules and fill edges run along the cell's sides: look inside them.
+    my, mx = max(1, round(0.12 * h)), max(1, round(0.12 * w))
+    inner = cell[my : h - my, mx : w - mx]
+    if inner.size < 12:
+        return "blank", 0.0
+    ink = (np.abs(_flattened(inner)) >= _INK_STEP).astype(np.uint8)
+    share = float(ink.mean())
+    if share < 0.01:
+        return "blank", 0.0
+    if share > 0.45:
+        return "messy", 0.0
+    n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    marks = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= max(2, 0.002 * inner.size)]
+    specks = n - 1 - len(marks)
+    ih, iw = inner.shape
+    marks = marks[~_rule_pieces(marks, iw, ih)]
+    if len(marks) == 0:
+        return "blank" if specks <= 3 else "messy", 0.0
+    if len(marks) > 6 or specks > 6:
+        return "messy", 0.0
+    x0 = int(marks[:, cv2.CC_STAT_LEFT].min())
+    y0 = int(marks[:, cv2.CC_STAT_TOP].min())
+    x1 = int((marks[:, cv2.CC_STAT_LEFT] + marks[:, cv2.CC_STAT_WIDTH]).max())
+    y1 = int((marks[:, cv2.CC_STAT_TOP] + marks[:, cv2.CC_STAT_HEIGHT]).max())
+    touched = (x0 == 0) + (y0 == 0) + (x1 == iw) + (y1 == ih)
+    if touched >= 3:
+        return "messy", 0.0
+    return "glyphs", (y1 - y0) / h
+
+
+def _rule_pieces(marks: np.ndarray, iw: int, ih: int) -> np.ndarray:
+    """Marks that are a rule running along a side of the cell (an edge placed
+    a few pixels off the ruling, in a photo or a scan), not text."""
+    x, y = marks[:, cv2.CC_STAT_LEFT], marks[:, cv2.CC_STAT_TOP]
+    w, h = marks[:, cv2.CC_STAT_WIDTH], marks[:, cv2.CC_STAT_HEIGHT]
+    along_x = (w >= 0.6 * iw) & (h <= 0.25 * ih) & ((y == 0) | (y + h == ih))
+    along_y = (h >= 0.6 * ih) & (w <= 0.25 * iw) & ((x == 0) | (x + w == iw))
+    return np.asarray(along_x | along_y)
+
+
+def _flattened(cell: np.ndarray) -> np.ndarray:
+    """The cell's grey levels off its background, a plane fitted over it: the
+    soft edge of a shadow or a light gradient across a cell is no ink."""
+    h, w = cell.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    a = np.stack([np.ones(h * w), xx.ravel() / w, yy.ravel() / h], axis=1)
+    v = cell.astype(np.float64).ravel()
+    # Fitted to the background only: ink pixels would tilt the plane.
+    paper = np.abs(v - np.median(v)) < _INK_STEP
+    if paper.sum() < 8:
+        return (v - np.median(v)).reshape(h, w)
+    coef = np.linalg.lstsq(a[paper], v[paper], rcond=None)[0]
+    res = v - a @ coef
+    return (res - np.median(res[paper])).reshape(h, w)
+
+
+def check_cells(gray: np.ndarray, ys: list[int], xs: list[int]) -> None:
+    """Refuse a lattice whose cells do not look like a number table's.
+
+    Args:
+        gray: the picture in the grid's rectified frame, gray.
+        ys, xs: the grid's row and column edges as pixel indices into it.
+
+    Raises:
+        NoTableError: most cells are crowded with specks (noise, dithering,
+            texture), fewer than two hold a glyph, or the marks in the cells
+            are of no common size (numbers of one table share a type size;
+            the patches a photograph leaves in its cells do not).
+    """
+    ev = cell_evidence(gray, ys, xs)
+    if ev.messy > _MAX_MESSY * ev.cells:
+        raise NoTableError(
+            f"no table found (texture: {ev.messy} of {ev.cells} cells crowded with specks)"
+        )
+    if ev.glyphs < 2:
+        raise NoTableError(f"no table found ({ev.glyphs} of {ev.cells} cells hold a glyph)")
+    heights = np.asarray(ev.heights)
+    spread = float(heights.std() / heights.mean())
+    if spread > _MAX_HEIGHT_SPREAD:
+        raise NoTableError(
+            f"no table found (marks in the cells vary in height by {spread:.0%}, not one type size)"
+        )

@@ -1,0 +1,150 @@
+"""Refusal: pictures without a number table get "no table found", real tables never do.
+
+The 24 pictures: 8 photographs (scikit-image samples, public domain / CC0, see
+``tests/data/photos/LICENSE.md``), 8 random-noise pictures and 8 dithered ones
+(Floyd-Steinberg and ordered dithering of smooth random fields), all seeded. When
+written, all 24 were refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from gridreader.cli import main
+from gridreader.errors import NoTableError
+from gridreader.grid import find_grid
+from gridreader.grid.refuse import cell_evidence, check_cells
+from gridreader.imageio import is_image_path, load_image
+
+DATA = Path(__file__).resolve().parent / "data" / "photos"
+BENCH = Path(__file__).resolve().parent.parent / "data" / "bench" / "dev"
+SIZES = ((300, 400), (480, 640), (600, 800), (256, 256))
+
+
+def noise_picture(k: int) -> np.ndarray:
+    """Uniform colour, uniform gray, gaussian colour or binary noise."""
+    rng = np.random.default_rng(100 + k)
+    h, w = SIZES[k % 4]
+    kind = k % 4
+    if kind == 0:
+        return rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    if kind == 1:
+        return np.repeat(rng.integers(0, 256, (h, w, 1)), 3, 2).astype(np.uint8)
+    if kind == 2:
+        return np.clip(rng.normal(128, 60, (h, w, 3)), 0, 255).astype(np.uint8)
+    return np.repeat((rng.random((h, w, 1)) < 0.5).astype(np.uint8) * 255, 3, 2)
+
+
+def dithered_picture(k: int) -> np.ndarray:
+    """A smooth random field, dithered to black and white."""
+    rng = np.random.default_rng(200 + k)
+    h, w = SIZES[k % 4]
+    scale = (4, 8, 16, 2)[k % 4]
+    coarse = rng.random((h // scale + 1, w // scale + 1)).astype(np.float32)
+    field = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    if k % 2 == 0:
+        im = Image.fromarray(np.clip(field * 255, 0, 255).astype(np.uint8)).convert("1")
+        bw = np.asarray(im, np.uint8) * 255
+    else:
+        bayer = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]]) / 16
+        bw = ((field > np.tile(bayer, (h // 4 + 1, w // 4 + 1))[:h, :w]) * 255).astype(np.uint8)
+    return np.repeat(bw[:, :, None], 3, 2)
+
+
+def pictures() -> dict[str, np.ndarray]:
+    out = {f"noise-{k}": noise_picture(k) for k in range(8)}
+    out.update({f"dither-{k}": dithered_picture(k) for k in range(8)})
+    out.update({p.stem: load_image(p) for p in sorted(DATA.glob("*.jpg"))})
+    return out
+
+
+def test_pictures_without_a_table_are_refused() -> None:
+    pics = pictures()
+    assert len(pics) == 24
+    found = {}
+    for name, img in pics.items():
+        with contextlib.suppress(NoTableError):
+            found[name] = find_grid(img).shape
+    # The issue's target is 23 of 24; all 24 were refused when written.
+    assert len(found) <= 1, f"read as tables: {found}"
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grass", "gravel"])
+def test_a_photo_is_refused_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    path = DATA / f"{name}.jpg"
+    code = main(["grid", "--json", str(path)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and str(path) in err and "no table" in err
+
+
+def test_no_dev_bench_table_is_refused() -> None:
+    images = sorted(
+        p for d in ("screens", "scans") for p in (BENCH / d).iterdir() if is_image_path(p)
+    )
+    assert len(images) == 70
+    refused = []
+    for p in images:
+        try:
+            find_grid(load_image(p))
+        except NoTableError as e:
+            refused.append(f"{p.name}: {e}")
+    assert not refused
+
+
+def _cells(
+    values: list[list[str]], cell: int = 40, size: int = 22
+) -> tuple[np.ndarray, list[int], list[int]]:
+    rows, cols = len(values), len(values[0])
+    img = np.full((rows * cell, cols * cell), 255, np.uint8)
+    for r, row in enumerate(values):
+        for c, text in enumerate(row):
+            if text:
+                cv2.putText(
+                    img,
+                    text,
+                    (c * cell + 8, r * cell + 28),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    size / 30,
+                    0,
+                    2,
+                )
+    return img, [r * cell for r in range(rows + 1)], [c * cell for c in range(cols + 1)]
+
+
+def test_cells_of_numbers_are_glyphs_and_noise_is_crowded() -> None:
+    img, ys, xs = _cells([["1", "22", ""], ["7", "", "36"]])
+    ev = cell_evidence(img, ys, xs)
+    assert (ev.cells, ev.blank, ev.glyphs) == (6, 2, 4)
+    check_cells(img, ys, xs)
+    noise = np.random.default_rng(0).integers(0, 256, img.shape).astype(np.uint8)
+    assert cell_evidence(noise, ys, xs).messy == 6
+    with pytest.raises(NoTableError, match="crowded"):
+        check_cells(noise, ys, xs)
+
+
+def test_blank_cells_and_marks_of_every_size_are_refused() -> None:
+    img, ys, xs = _cells([["", "", ""], ["", "5", ""]])
+    with pytest.raises(NoTableError, match="1 of 6 cells hold a glyph"):
+        check_cells(img, ys, xs)
+    mixed = np.full((80, 160), 255, np.uint8)
+    for k, h in enumerate((4, 10, 20, 28)):
+        cv2.rectangle(mixed, (k * 40 + 15, 40 - h // 2), (k * 40 + 22, 40 + h // 2), 0, -1)
+    with pytest.raises(NoTableError, match="not one type size"):
+        check_cells(mixed, [0, 80], [0, 40, 80, 120, 160])
+
+
+def test_the_photo_licences_are_noted() -> None:
+    note = (DATA / "LICENSE.md").read_text(encoding="utf-8")
+    photos = sorted(DATA.glob("*.jpg"))
+    assert len(photos) == 8
+    for p in photos:
+        assert p.name in note
