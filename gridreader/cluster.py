@@ -27,7 +27,7 @@ from typing import Any
 
 from gridreader.batch import ImageRead, ImageReader, image_read
 from gridreader.errors import ClusterError, ModelError, UsageError
-from gridreader.model import MODEL_FILE, Classifier, load_classifier
+from gridreader.model import TFLITE_FILE, Classifier, load_classifier
 from gridreader.pipeline import Analysed, Failed, analyse_safely, classify
 from gridreader.types import Shape
 
@@ -203,7 +203,7 @@ def _dashboard(client: Any) -> str | None:
 
 def model_ref(classifier: Classifier) -> ModelRef:
     """What the workers must load: the client's model, by path and file stamp."""
-    st = (classifier.path / MODEL_FILE).stat()
+    st = (classifier.path / TFLITE_FILE).stat()
     return ModelRef(
         str(classifier.path.absolute()), str(classifier.path), st.st_size, st.st_mtime_ns
     )
@@ -348,14 +348,14 @@ def worker_classifier(model: ModelRef) -> Classifier:
             _configure_worker()
         try:
             classifier = load_classifier(model.path)
-            st = (Path(model.path) / MODEL_FILE).stat()
+            st = (Path(model.path) / TFLITE_FILE).stat()
         except ModelError as e:
             raise ModelError(str(e).replace(model.path, model.shown)) from None
         except OSError as e:
-            raise ModelError(f"{Path(model.shown) / MODEL_FILE}: {e.strerror or e}") from None
+            raise ModelError(f"{Path(model.shown) / TFLITE_FILE}: {e.strerror or e}") from None
         if (st.st_size, st.st_mtime_ns) != (model.size, model.mtime_ns):
             raise ModelError(
-                f"{Path(model.shown) / MODEL_FILE}: not the client's file on this worker "
+                f"{Path(model.shown) / TFLITE_FILE}: not the client's file on this worker "
                 "(another size or mtime): the workers must see the client's model"
             )
         # One model per worker: a long-lived worker serving successive runs

@@ -28,7 +28,7 @@ from gridreader.batch import run_batch
 from gridreader.cli import main
 from gridreader.cluster import ClusterSpec, cluster_reader, connect_cluster, parse_cluster
 from gridreader.errors import ModelError, UsageError
-from gridreader.model import MODEL_FILE, load_classifier
+from gridreader.model import TFLITE_FILE, load_classifier
 
 REVIEW_BELOW = "0.999"
 BAD_LINE = "not a readable image"
@@ -220,7 +220,7 @@ def test_a_worker_that_cannot_load_the_model_fails_the_run_in_one_line(
     with connect_cluster(parse_cluster(scheduler)) as cluster:
         reader = cluster_reader(cluster, classifier, 0.9)
         # The client has the model; the workers do not find it any more.
-        (model / MODEL_FILE).unlink()
+        (model / TFLITE_FILE).unlink()
         with pytest.raises(ModelError) as local_error:
             load_classifier(model)
         with pytest.raises(ModelError) as worker_error:
