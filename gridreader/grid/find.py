@@ -135,7 +135,10 @@ def _find_in_photo(image: np.ndarray, small_gray: np.ndarray, probe: float) -> G
     factor = _zoom_for(text_h, rect.shape)
     edges = edge_map(to_gray(_resize(rect, factor)))
     try:
-        found = _find_in_page(rect, factor, 0.0, (text_h * factor, edges))
+        # The outline's rules vouch for the lines: on the photo set the lattice
+        # of the numbers lost a row or column of empty puzzle cells 4 times
+        # and mended 1 split column.
+        found = _find_in_page(rect, factor, 0.0, (text_h * factor, edges), lattice=False)
     except NoTableError:
         return None
     x0, y0, x1, y1 = rect_t.box
@@ -241,11 +244,15 @@ def _find_in_page(
     factor: float,
     angle: float,
     measured: tuple[float, np.ndarray] | None = None,
+    lattice: bool = True,
 ) -> Grid:
     """The grid anywhere in the page, straightening it first when skewed.
 
     ``measured`` (text height and edge map) may be passed when they were
-    already measured on this very image at this scale, unturned.
+    already measured on this very image at this scale, unturned; ``lattice``
+    False keeps the structural grid (a photographed grid's ruled outline
+    vouches for its lines; the lattice of the numbers would merge or drop
+    rows and columns of empty puzzle cells).
     """
     work = _resize(image, factor)
     gray = to_gray(work)
@@ -254,7 +261,7 @@ def _find_in_page(
     if not np.allclose(to_rect, np.eye(3)):
         work = warp_to_rectified(work, to_rect, size)
         gray = to_gray(work)
-    rows, cols, style = _search(work, gray, factor, measured)
+    rows, cols, style = _search(work, gray, factor, measured, lattice)
     # The grid is kept at full resolution, in the frame W / factor.
     f = np.diag([factor, factor, 1.0])
     to_image = np.linalg.inv(f) @ np.linalg.inv(to_rect) @ f
@@ -272,6 +279,7 @@ def _search(
     gray: np.ndarray,
     factor: float,
     measured: tuple[float, np.ndarray] | None = None,
+    lattice: bool = True,
 ) -> tuple[list[float], list[float], str]:
     """Row and column edges of the table in a straight work image.
 
@@ -287,7 +295,8 @@ def _search(
     rows = find_edges(maps, region, axis=0)
     rows, cols = trim_open_sides(maps, rows, cols)
     rows, cols = grow_outer(maps, rows, cols)
-    rows, cols, style = _best_candidate(maps, gray, (rows, cols, style))
+    if lattice:
+        rows, cols, style = _best_candidate(maps, gray, (rows, cols, style))
     if len(rows) < 2 or len(cols) < 2 or (len(rows) - 1) * (len(cols) - 1) < 2:
         raise NoTableError("no table found (fewer than two cells)")
     # Cells hold text: a "grid" of cells smaller than its own text, or under
