@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gridreader.batch import ImageRead, ImageReader, image_read
-from gridreader.errors import ClusterError, ModelError, UsageError
+from gridreader.errors import ClusterError, ModelError, UsageError, one_line
 from gridreader.model import TFLITE_FILE, Classifier, load_classifier
 from gridreader.pipeline import Analysed, Failed, analyse_safely, classify
 from gridreader.types import Shape
@@ -127,13 +127,13 @@ def connect_cluster(spec: ClusterSpec) -> Iterator[Cluster]:
         try:
             client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except (OSError, TimeoutError) as e:
-            raise ClusterError(f"{address}: cannot reach the scheduler ({_one_line(e)})") from e
+            raise ClusterError(f"{address}: cannot reach the scheduler ({one_line(e)})") from e
         stack.callback(client.close)
         try:
             client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
         except (OSError, TimeoutError) as e:
             raise ClusterError(
-                f"{address}: no worker joined within {WORKERS_TIMEOUT_S} s ({_one_line(e)})"
+                f"{address}: no worker joined within {WORKERS_TIMEOUT_S} s ({one_line(e)})"
             ) from e
         yield Cluster(client, address, _dashboard(client))
 
@@ -168,7 +168,7 @@ def _probe_scheduler(address: str) -> None:
     try:
         asyncio.run(asyncio.wait_for(probe(), CONNECT_TIMEOUT_S + 1))
     except Exception as e:  # whatever is not a scheduler fails in its own way
-        raise ClusterError(f"{address}: cannot reach the scheduler ({_one_line(e)})") from e
+        raise ClusterError(f"{address}: cannot reach the scheduler ({one_line(e)})") from e
 
 
 @contextlib.contextmanager
@@ -260,11 +260,11 @@ def _read_chunks(
             except KilledWorker as e:
                 raise ClusterError(
                     f"{_span(chunk)}: workers died while reading these images "
-                    f"({_one_line(e)}); one may need more memory than a worker has"
+                    f"({one_line(e)}); one may need more memory than a worker has"
                 ) from e
             except (concurrent.futures.CancelledError, asyncio.CancelledError, OSError) as e:
                 raise ClusterError(
-                    f"{cluster.address}: lost the cluster ({type(e).__name__}: {_one_line(e)})"
+                    f"{cluster.address}: lost the cluster ({type(e).__name__}: {one_line(e)})"
                 ) from e
             future.release()
             if time.monotonic() - checked > _THREADS_REFRESH_S:
@@ -283,11 +283,6 @@ def _threads(client: Any) -> int:
 def _span(chunk: tuple[ImageJob, ...]) -> str:
     first, last = chunk[0].path, chunk[-1].path
     return str(first) if first == last else f"{first} .. {last.name}"
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__)[:200]
 
 
 # --- on the workers ---------------------------------------------------------------

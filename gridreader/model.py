@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from gridreader.classes import class_value
-from gridreader.errors import ModelError, UsageError
+from gridreader.errors import ModelError, UsageError, one_line
 from gridreader.imageio import atomic_path, write_atomic
 from gridreader.preprocess import dequantise
 from gridreader.quiet import quiet_native_logs
@@ -283,8 +283,9 @@ def open_interpreter(data: bytes, threads: int, name: Path) -> Any:
             interpreter = Interpreter(model_content=data, num_threads=threads)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{name}: cannot load model ({first}); {EXPORT_HINT} {name.parent}") from e
+        raise ModelError(
+            f"{name}: cannot load model ({one_line(e, 120)}); {EXPORT_HINT} {name.parent}"
+        ) from e
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0]["shape"]) != 4:
         raise ModelError(f"{name}: not a cell classifier (expects one (n, h, w, 1) input)")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gridreader.commands.common import (
     add_cluster_option,
@@ -14,9 +14,6 @@ from gridreader.commands.common import (
     positive_int,
     unit_float,
 )
-
-if TYPE_CHECKING:
-    from gridreader.batch import BatchSummary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,14 +45,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gridreader.batch import list_images, run_batch
     from gridreader.model import load_classifier
-    from gridreader.pipeline import start_workers
 
     list_images(args.input_dir)  # a missing folder is a usage error, before the model loads
-    if args.cluster is not None:
-        return _run_on_cluster(args)
-    # The workers start up while the model loads.
-    with start_workers(args.workers) as pool:
-        classifier = load_classifier(args.model)
+    with contextlib.ExitStack() as stack:
+        if args.cluster is None:
+            from gridreader.pipeline import start_workers
+
+            # The workers start up while the model loads.
+            pool = stack.enter_context(start_workers(args.workers))
+            classifier = load_classifier(args.model)
+            reader = None
+        else:
+            from gridreader.cluster import CHUNK_IMAGES, cluster_reader, connect_cluster
+
+            # An unreachable scheduler is found before the model loads.
+            cluster = stack.enter_context(connect_cluster(args.cluster))
+            if cluster.dashboard:
+                print(f"gridreader batch: dashboard {cluster.dashboard}", file=sys.stderr)
+            pool = None
+            classifier = load_classifier(args.model)
+            chunk = args.chunk or CHUNK_IMAGES
+            reader = cluster_reader(cluster, classifier, args.review_below, chunk, args.shape)
         s = run_batch(
             args.input_dir,
             args.out,
@@ -65,43 +75,13 @@ def run(args: argparse.Namespace) -> int:
             shape=args.shape,
             workers=args.workers,
             pool=pool,
+            reader=reader,
             log=lambda m: print(f"gridreader batch: error: {m}", file=sys.stderr),
             warn=lambda m: print(f"gridreader batch: warning: {m}", file=sys.stderr),
         )
-    _print_summary(s)
-    return s.exit_code
-
-
-def _print_summary(s: BatchSummary) -> None:
     print(
         f"{s.images} images: {s.ok} read, {s.failed} failed, {s.skipped} up to date; "
         f"{s.cells} cells, {s.review} to review; {s.seconds:.1f} s",
         file=sys.stderr,
     )
-
-
-def _run_on_cluster(args: argparse.Namespace) -> int:
-    from gridreader.batch import run_batch
-    from gridreader.cluster import CHUNK_IMAGES, cluster_reader, connect_cluster
-    from gridreader.model import load_classifier
-
-    # An unreachable scheduler is found before the model loads.
-    with connect_cluster(args.cluster) as cluster:
-        if cluster.dashboard:
-            print(f"gridreader batch: dashboard {cluster.dashboard}", file=sys.stderr)
-        classifier = load_classifier(args.model)
-        s = run_batch(
-            args.input_dir,
-            args.out,
-            classifier,
-            force=args.force,
-            review_below=args.review_below,
-            shape=args.shape,
-            log=lambda m: print(f"gridreader batch: error: {m}", file=sys.stderr),
-            warn=lambda m: print(f"gridreader batch: warning: {m}", file=sys.stderr),
-            reader=cluster_reader(
-                cluster, classifier, args.review_below, args.chunk or CHUNK_IMAGES, args.shape
-            ),
-        )
-    _print_summary(s)
     return s.exit_code
