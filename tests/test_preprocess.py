@@ -72,6 +72,46 @@ def test_polarity_and_colour_are_removed() -> None:
         assert np.abs(other - dark_on_light).mean() < 0.03
 
 
+def badge(text: str, fill: tuple[int, int, int], round_: bool = False) -> np.ndarray:
+    """A 90x60 white cell holding a filled pill (or circle) with ``text`` in
+    white, as framework CSS draws number badges."""
+    img = Image.new("RGB", (90, 60), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    box = (32, 17, 58, 43) if round_ else (24, 18, 66, 42)
+    d.rounded_rectangle(box, radius=13, fill=fill)
+    d.text((45, 30), text, (255, 255, 255), ImageFont.truetype(str(FONT), 14), "mm")
+    return np.asarray(img).copy()
+
+
+@pytest.mark.parametrize("fill", [(220, 53, 69), (13, 110, 253), (33, 37, 41), (25, 135, 84)])
+def test_a_badge_is_read_as_its_digits_not_as_a_blob(fill: tuple[int, int, int]) -> None:
+    # The oracle is the same number as plain text: a badge must prepare like
+    # it, not like the solid oval the pill is against the white cell (a "0").
+    for text, round_ in (("35", False), ("7", True), ("12", False)):
+        plain = prepare_crop(cell(text, px=14))
+        inside = prepare_crop(badge(text, fill, round_))
+        blob = prepare_crop(badge("", fill, round_))
+        assert np.abs(inside - plain).mean() < 0.06, (text, fill)
+        assert np.abs(inside - blob).mean() > 0.25, (text, fill)
+
+
+@pytest.mark.parametrize("text", ["0", "10", "8", "28", "30"])
+def test_bold_and_round_glyphs_are_not_badges(text: str) -> None:
+    # Solid, round glyphs look most like a badge: their counters must stay
+    # holes. The oracle: the middle of a "0" or "8" prepared crop is dark,
+    # and the output still spans the glyphs' whole width.
+    bold = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+    img = Image.new("RGB", (40, 28), (255, 255, 255))
+    ImageDraw.Draw(img).text((20, 14), text, (0, 0, 0), ImageFont.truetype(str(bold), 20), "mm")
+    x = prepare_crop(np.asarray(img).copy())
+    cols = np.flatnonzero(x.max(axis=0) > 0.5)
+    h, w = INPUT_SIZE
+    assert cols.size and (cols[-1] - cols[0]) > 0.5 * w * min(1, len(text) / 2)
+    last = x[:, cols[-1] - (cols[-1] - cols[0]) // (2 * len(text))]
+    # Down the middle of the last glyph: ink, counter (dark), ink.
+    assert last[h // 2 - 2 : h // 2 + 3].min() < 0.3
+
+
 def test_ruling_along_the_edges_is_erased() -> None:
     plain = prepare_crop(cell("8"))
     for colour, width in ((0, 1), (0, 2), (150, 1)):
