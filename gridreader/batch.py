@@ -338,9 +338,9 @@ def _stream(
 def _flush(
     pending: list[Analysed | Failed], classifier: Classifier
 ) -> Iterator[tuple[Analysed | Failed, TableRead | None]]:
-    tables = iter(classify([p for p in pending if isinstance(p, Analysed)], classifier))
+    read = iter(classify([p for p in pending if isinstance(p, Analysed)], classifier))
     for p in pending:
-        yield p, (next(tables) if isinstance(p, Analysed) else None)
+        yield next(read) if isinstance(p, Analysed) else (p, None)
 
 
 def _remove_outputs(out_dir: Path, stem: str) -> None:

@@ -303,10 +303,12 @@ def read_chunk(
     """
     classifier = worker_classifier(model)
     items = [_analyse_job(job, classifier.input_size, shape) for job in jobs]
-    tables = iter(classify([a for a in items if isinstance(a, Analysed)], classifier))
+    readings = iter(classify([a for a in items if isinstance(a, Analysed)], classifier))
     reads = []
     for job, item in zip(jobs, items, strict=True):
-        table = next(tables) if isinstance(item, Analysed) else None
+        table = None
+        if isinstance(item, Analysed):
+            item, table = next(readings)
         read = image_read(item, table, job.stem, review_below, classifier)
         reads.append(dataclasses.replace(read, path=job.path))
     return reads

@@ -12,7 +12,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,9 @@ class Analysed:
         row_cuts: row edges as pixel indices into ``table``.
         col_cuts: column edges as pixel indices into ``table``.
         warnings: one-line messages about the image's sidecar (ignored).
+        shape_given: the grid's shape came from the user (``--shape``) or
+            from the page itself (sidecar cell boxes), so no reading may
+            change it.
     """
 
     path: Path
@@ -53,6 +56,7 @@ class Analysed:
     row_cuts: tuple[int, ...] = field(repr=False)
     col_cuts: tuple[int, ...] = field(repr=False)
     warnings: tuple[str, ...] = ()
+    shape_given: bool = False
 
     def crop(self, k: int) -> np.ndarray:
         """Cell ``k`` (row-major) exactly as it was cut for the classifier."""
@@ -130,6 +134,7 @@ def _analyse_loaded(
         tuple(y - y0 for y in ys),
         tuple(x - x0 for x in xs),
         hints.warnings,
+        shape_given=hints.grid is not None or hints.shape is not None,
     )
 
 
@@ -327,8 +332,14 @@ def _kill_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def classify(items: list[Analysed], classifier: Classifier) -> list[TableRead]:
-    """Read the cells of several analysed images in one network batch."""
+def classify(items: list[Analysed], classifier: Classifier) -> list[tuple[Analysed, TableRead]]:
+    """Read the cells of several analysed images in one network batch.
+
+    An end row that the network cannot read as numbers while it reads the
+    rest of the table with ease (a header of words or column letters inside
+    the table's rules) is text, not table: it is dropped from the reading and
+    from the returned ``Analysed`` alike, unless the shape was given.
+    """
     if not items:
         return []
     inputs = np.concatenate([a.inputs for a in items])
@@ -337,21 +348,81 @@ def classify(items: list[Analysed], classifier: Classifier) -> list[TableRead]:
     start = 0
     for a in items:
         n = len(a.boxes)
+        cols = a.grid.cols
+        top, bottom = (
+            (0, 0) if a.shape_given else text_rows(conf[start : start + n].reshape(-1, cols))
+        )
+        a_idx = idx[start + top * cols : start + n - bottom * cols]
+        a_conf = conf[start + top * cols : start + n - bottom * cols]
+        a = drop_rows(a, top, bottom)
         cells = tuple(
             CellRead(
-                row=k // a.grid.cols,
-                col=k % a.grid.cols,
+                row=k // cols,
+                col=k % cols,
                 box=a.boxes[k],
-                value=classifier.value(int(idx[start + k])),
+                value=classifier.value(int(a_idx[k])),
                 # Rounded once here, so the review decision, the report and the
                 # review sidecars all see the same number.
-                confidence=round(float(conf[start + k]), 4),
+                confidence=round(float(a_conf[k]), 4),
             )
-            for k in range(n)
+            for k in range(len(a.boxes))
         )
-        out.append(TableRead(a.grid.rows, a.grid.cols, cells, classifier.name))
+        out.append((a, TableRead(a.grid.rows, cols, cells, classifier.name)))
         start += n
     return out
+
+
+# A row is text when most of its cells are read less surely than nearly all
+# (95%) of the table's other cells, and its typical cell is read unsurely.
+_BODY_QUANTILE = 0.05
+_TEXT_ROW_CONFIDENCE = 0.9
+
+
+def text_rows(conf: np.ndarray) -> tuple[int, int]:
+    """How many rows at the top and at the bottom of a table are text: rows
+    of words or letters the network reads only unsurely, where it reads the
+    other rows surely.
+
+    Relative, so a table of hard cells (faint handwriting) keeps its first
+    row: that row is then no less sure than the rest.
+
+    Args:
+        conf: each cell's confidence, ``(rows, cols)``.
+
+    Returns:
+        ``(top, bottom)``, each 0 or 1.
+    """
+    rows = conf.shape[0]
+    if rows < 3:
+        return 0, 0
+
+    def is_text(r: int) -> bool:
+        body = np.delete(conf, r, axis=0)
+        floor = float(np.quantile(body, _BODY_QUANTILE))
+        row = conf[r]
+        return bool(
+            np.median(row) < min(floor, _TEXT_ROW_CONFIDENCE)
+            and np.count_nonzero(row < floor) * 2 >= row.size
+        )
+
+    return int(is_text(0)), int(is_text(rows - 1))
+
+
+def drop_rows(a: Analysed, top: int, bottom: int) -> Analysed:
+    """``a`` without its first ``top`` and last ``bottom`` rows."""
+    if not top and not bottom:
+        return a
+    g = a.grid
+    cols = g.cols
+    keep = slice(top, g.rows - bottom)
+    grid = replace(g, row_edges=g.row_edges[top : g.rows + 1 - bottom])
+    return replace(
+        a,
+        grid=grid,
+        boxes=a.boxes[keep.start * cols : keep.stop * cols],
+        inputs=a.inputs[keep.start * cols : keep.stop * cols],
+        row_cuts=a.row_cuts[top : g.rows + 1 - bottom],
+    )
 
 
 def read_image(path: Path, classifier: Classifier, shape: Shape | None = None) -> TableRead:
@@ -360,7 +431,7 @@ def read_image(path: Path, classifier: Classifier, shape: Shape | None = None) -
     Raises:
         GridReaderError: the image is unreadable or holds no table (of ``shape``).
     """
-    return classify([analyse_image(path, classifier.input_size, shape)], classifier)[0]
+    return classify([analyse_image(path, classifier.input_size, shape)], classifier)[0][1]
 
 
 def table_csv(table: TableRead) -> str:
