@@ -300,7 +300,6 @@ CASES: list[Case] = [
 # Cases the grid finder gets wrong today, and what it finds instead.
 KNOWN_FAILURES: dict[str, str] = {
     "tiny-ruled": "15x8 px ruled cells: inner rule segments between crossings taken for glyphs",
-    "tiny-zebra": "6 px digits in 8 px zebra rows: rows merge",
     "tiny-dark": "6 px digits, dark theme: a 1x4 table found instead of 8x8",
     "sweep-scan-s28": (
         "rectified by homography (sides over a degree apart), where the number lattice is"
@@ -465,3 +464,22 @@ def test_one_channel_gives_the_grid_three_would(
     slow = find_grid(gray)
     assert (fast.row_edges, fast.col_edges) == (slow.row_edges, slow.col_edges)
     assert np.array_equal(fast.to_image, slow.to_image)
+
+
+@pytest.mark.parametrize("pitch", [2.5, 3.5, 4.5])
+def test_rows_far_apart_without_rules_are_one_table(pitch: float) -> None:
+    # Generous CSS padding puts borderless rows several text heights apart:
+    # each row is then a block of ink of its own, and the table is only the
+    # lattice the numbers form (it was read as its first row alone).
+    rows, cols, px = 9, 5, 18
+    row_h, col_w = round(pitch * px), 90
+    img = Image.new("RGB", (cols * col_w + 60, rows * row_h + 60), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    font = ImageFont.truetype(str(FONT), px)
+    rng = np.random.default_rng(int(pitch * 10))
+    for r in range(rows):
+        for c in range(cols):
+            xy = (30 + c * col_w + 8, 30 + r * row_h + row_h // 2)
+            d.text(xy, str(int(rng.integers(0, 37))), (90, 90, 90), font, "lm")
+    grid = find_grid(np.asarray(img))
+    assert grid.shape == (rows, cols)

@@ -339,6 +339,18 @@ def _best_candidate(
         theirs.explained >= mine.explained - 2 * mine.text_rows * len(structural[1])
     ):
         return lattice[0], lattice[1], "lattice"
+    # Without rules or fills the structure is only a block of ink, no surer
+    # than the lattice; rows far apart (generous padding) split it into
+    # blocks of one row each. A lattice that holds many more of the numbers,
+    # with no more whole-line faults and only a few more shared cells,
+    # is the table.
+    if (
+        structural[2] == "text"
+        and theirs.explained >= 1.5 * mine.explained
+        and theirs.faults <= mine.faults
+        and theirs.cut <= mine.cut + 0.1 * theirs.explained
+    ):
+        return lattice[0], lattice[1], "lattice"
     return structural
 
 
