@@ -190,7 +190,7 @@ def _unwrap_badge(gray: np.ndarray) -> np.ndarray:
     diff = cv2.absdiff(gray, np.full_like(gray, bg))
     thr = max(_MIN_CONTRAST, 0.25 * float(diff.max()))
     mask = (diff > thr).astype(np.uint8)
-    # Digits alone seldom cover a tenth of their cell; a badge does.
+    # A cell with hardly any ink holds no badge (and is not worth the search).
     if cv2.countNonZero(mask) < _BADGE_COVER * h * w:
         return gray
     n, labels, stats, _ = components(mask)
@@ -249,7 +249,7 @@ _BADGE_TEXT = 0.26
 _FLAT = 10
 _BADGE_FLAT = 0.75
 _CONVEX_OUTLINE = 0.93
-_BADGE_COVER = 0.1
+_BADGE_COVER = 0.03
 _BADGE_SOLID = 0.72
 
 

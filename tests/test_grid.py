@@ -466,13 +466,17 @@ def test_one_channel_gives_the_grid_three_would(
     assert np.array_equal(fast.to_image, slow.to_image)
 
 
-@pytest.mark.parametrize("pitch", [2.5, 3.5, 4.5])
-def test_rows_far_apart_without_rules_are_one_table(pitch: float) -> None:
+@pytest.mark.parametrize(
+    ("pitch", "col_w", "px"), [(2.5, 90, 18), (3.5, 90, 18), (4.5, 90, 18), (6.0, 380, 14)]
+)
+def test_rows_far_apart_without_rules_are_one_table(pitch: float, col_w: int, px: int) -> None:
     # Generous CSS padding puts borderless rows several text heights apart:
     # each row is then a block of ink of its own, and the table is only the
-    # lattice the numbers form (it was read as its first row alone).
-    rows, cols, px = 9, 5, 18
-    row_h, col_w = round(pitch * px), 90
+    # lattice the numbers form (it was read as its first row alone). In the
+    # roomiest cells a number is under 1% of the cell's pixels and must still
+    # count as a glyph, not a blank cell (the grid was refused).
+    rows, cols = 9, 5
+    row_h = round(pitch * px)
     img = Image.new("RGB", (cols * col_w + 60, rows * row_h + 60), (255, 255, 255))
     d = ImageDraw.Draw(img)
     font = ImageFont.truetype(str(FONT), px)

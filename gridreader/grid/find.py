@@ -348,7 +348,7 @@ def _best_candidate(
         structural[2] == "text"
         and theirs.explained >= 1.5 * mine.explained
         and theirs.faults <= mine.faults
-        and theirs.cut <= mine.cut + 0.1 * theirs.explained
+        and theirs.cut <= mine.cut + 0.2 * theirs.explained
     ):
         return lattice[0], lattice[1], "lattice"
     return structural

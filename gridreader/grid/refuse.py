@@ -79,11 +79,13 @@ def _cell_kind(cell: np.ndarray) -> tuple[str, float]:
         return "blank", 0.0
     ink = (np.abs(_flattened(inner)) >= _INK_STEP).astype(np.uint8)
     share = float(ink.mean())
-    if share < 0.01:
-        return "blank", 0.0
     if share > 0.45:
         return "messy", 0.0
     n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if share < 0.01:
+        # Dust is no glyph; but a number in a roomy cell (14 px text in an
+        # 86 x 300 px cell) is under 1% too, and its strokes are tall.
+        return _sparse_kind(stats[1:], inner.shape, h)
     marks = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= max(2, 0.002 * inner.size)]
     specks = n - 1 - len(marks)
     ih, iw = inner.shape
@@ -100,6 +102,27 @@ def _cell_kind(cell: np.ndarray) -> tuple[str, float]:
     if touched >= 3:
         return "messy", 0.0
     return "glyphs", (y1 - y0) / h
+
+
+def _sparse_kind(stats: np.ndarray, shape: tuple[int, ...], cell_h: int) -> tuple[str, float]:
+    """A cell (``cell_h`` tall, inside ``shape``) with under 1% ink: ``glyphs``
+    when its ink is a few tall marks together (one number's strokes), else
+    ``blank``."""
+    ih, iw = shape[0], shape[1]
+    tall = stats[
+        (stats[:, cv2.CC_STAT_HEIGHT] >= max(5, 0.08 * ih)) & (stats[:, cv2.CC_STAT_AREA] >= 4)
+    ]
+    tall = tall[~_rule_pieces(tall, iw, ih)]
+    if not 1 <= len(tall) <= 6:
+        return "blank", 0.0
+    y0 = int(tall[:, cv2.CC_STAT_TOP].min())
+    y1 = int((tall[:, cv2.CC_STAT_TOP] + tall[:, cv2.CC_STAT_HEIGHT]).max())
+    x0 = int(tall[:, cv2.CC_STAT_LEFT].min())
+    x1 = int((tall[:, cv2.CC_STAT_LEFT] + tall[:, cv2.CC_STAT_WIDTH]).max())
+    # One number: its marks share a line and lie close together.
+    if y1 - y0 > 0.5 * ih or x1 - x0 > 4 * (y1 - y0):
+        return "blank", 0.0
+    return "glyphs", (y1 - y0) / cell_h
 
 
 def _rule_pieces(marks: np.ndarray, iw: int, ih: int) -> np.ndarray:
