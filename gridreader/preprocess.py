@@ -20,6 +20,8 @@ INPUT_SIZE: tuple[int, int] = (32, 48)
 _MIN_CONTRAST = 28.0
 _PAD = 2
 _SMALL = 28
+# Fewest pixels of the strongest ink that set a crop's contrast.
+_STRONGEST_PX = 24
 _JOIN = np.ones((3, 3), np.uint8)
 
 
@@ -93,9 +95,17 @@ def _prepare_stack(crops: list[np.ndarray], size: tuple[int, int]) -> np.ndarray
     # rule must not set the scale and wash out light pencil or thin white text.
     rule_ink = np.maximum(_MIN_CONTRAST, 0.25 * ink8.reshape(n_crops, -1).max(axis=1))
     _erase_edge_rules(ink8, ink8 > rule_ink[:, None, None], hs, ws)
-    contrast = _quantiles_of(
-        [ink8[i, : c.shape[0], : c.shape[1]] for i, c in enumerate(crops)], 0.995
-    )
+    # The contrast is that of the strongest ink, the top half percent of the
+    # pixels. One number in a roomy cell is less than that: where the half
+    # percent holds no ink, the strongest few dozen pixels are asked instead.
+    views = [ink8[i, : c.shape[0], : c.shape[1]] for i, c in enumerate(crops)]
+    contrast = _quantiles_of(views, 0.995)
+    sparse = np.flatnonzero((contrast < _MIN_CONTRAST) & (hs * ws > _STRONGEST_PX / 0.005))
+    if sparse.size:
+        q = 1.0 - _STRONGEST_PX / (hs[sparse] * ws[sparse]).astype(np.float64)
+        strongest = _quantiles_of([views[i] for i in sparse.tolist()], q)
+        # So few pixels must stand out clearly to be ink, not paper grain.
+        contrast[sparse] = np.where(strongest >= 2 * _MIN_CONTRAST, strongest, 0)
     live = np.flatnonzero(contrast >= _MIN_CONTRAST)
     if live.size == 0:
         return out
@@ -261,12 +271,13 @@ def _fill_holes(blob: np.ndarray) -> np.ndarray:
     return (outside[1:-1, 1:-1] != 2).astype(np.uint8)
 
 
-def _quantiles_of(images: list[np.ndarray], q: float) -> np.ndarray:
+def _quantiles_of(images: list[np.ndarray], q: float | np.ndarray) -> np.ndarray:
     """:func:`gridreader.imaging.quantile_u8` of each of some small uint8 images (views will
-    do), from OpenCV's histograms."""
+    do), from OpenCV's histograms; ``q`` is one quantile, or one per image."""
     counts = np.stack([cv2.calcHist([im], [0], None, [256], [0, 256]).ravel() for im in images])
     sizes = np.array([im.size for im in images], np.float64)
-    return np.argmax(np.cumsum(counts, axis=1, dtype=np.float64) >= q * sizes[:, None], axis=1)
+    target = np.asarray(q, np.float64) * sizes
+    return np.argmax(np.cumsum(counts, axis=1, dtype=np.float64) >= target[:, None], axis=1)
 
 
 def _joined_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:

@@ -112,6 +112,18 @@ def test_bold_and_round_glyphs_are_not_badges(text: str) -> None:
     assert last[h // 2 - 2 : h // 2 + 3].min() < 0.3
 
 
+def test_a_number_in_a_roomy_cell_is_ink() -> None:
+    # A 14 px "32" in an 86x300 px cell is under half a percent of its pixels,
+    # where the contrast used to be measured, so the cell came out blank.
+    roomy = prepare_crop(cell("32", size=(300, 86), px=14, ink=(88, 88, 88)))
+    tight = prepare_crop(cell("32", size=(40, 24), px=14, ink=(88, 88, 88)))
+    assert np.abs(roomy - tight).mean() < 0.05
+    # Paper grain in a roomy cell is still no ink.
+    rng = np.random.default_rng(1)
+    grain = np.clip(200 + rng.normal(0, 8, (86, 300, 3)), 0, 255).astype(np.uint8)
+    assert not prepare_crop(grain).any()
+
+
 def test_ruling_along_the_edges_is_erased() -> None:
     plain = prepare_crop(cell("8"))
     for colour, width in ((0, 1), (0, 2), (150, 1)):
