@@ -229,8 +229,12 @@ def _unwrap_badge(gray: np.ndarray) -> np.ndarray:
     # Digits in a badge are thin strokes on a broad, flat ground; the counter
     # of a round "0" is a broad patch and much of the glyph, and hand-drawn
     # ink is seldom flat.
+    # A pill clearly wider than tall is no glyph's outline: it may hold bold
+    # digits that fill much of it.
+    wide = bw >= _WIDE * bh
     core_px, text_px = cv2.countNonZero(core), np.count_nonzero(text)
-    if not 0.03 * core_px <= text_px <= _BADGE_TEXT * core_px or _is_counter(text, bh):
+    most = _BADGE_TEXT_WIDE if wide else _BADGE_TEXT
+    if not 0.03 * core_px <= text_px <= most * core_px or _is_counter(text, bh, wide):
         return gray
     ground = inside[(core > 0) & ~text].astype(np.int16)
     if np.count_nonzero(np.abs(ground - colour) <= _FLAT) < _BADGE_FLAT * ground.size:
@@ -239,12 +243,13 @@ def _unwrap_badge(gray: np.ndarray) -> np.ndarray:
     return inside
 
 
-def _is_counter(text: np.ndarray, height: int) -> bool:
+def _is_counter(text: np.ndarray, height: int, wide: bool) -> bool:
     """Whether the ink inside a blob ``height`` tall is a glyph's counter (the
     hole of a round "0", a broad patch) rather than digits, which are strokes
-    a small fraction of the badge's height thick at any size or weight."""
+    a small fraction of the badge's height thick at any size or weight (bold
+    ones in a ``wide`` pill a little thicker)."""
     inside = cv2.distanceTransform(text.astype(np.uint8), cv2.DIST_L2, 3)
-    return float(inside.max()) > _STROKE * height
+    return float(inside.max()) > (_STROKE_WIDE if wide else _STROKE) * height
 
 
 def _convex_px(mask: np.ndarray) -> int:
@@ -256,6 +261,9 @@ def _convex_px(mask: np.ndarray) -> int:
 
 _STROKE = 0.15
 _BADGE_TEXT = 0.26
+_WIDE = 1.25
+_STROKE_WIDE = 0.2
+_BADGE_TEXT_WIDE = 0.4
 _FLAT = 10
 _BADGE_FLAT = 0.75
 _CONVEX_OUTLINE = 0.93

@@ -72,14 +72,22 @@ def test_polarity_and_colour_are_removed() -> None:
         assert np.abs(other - dark_on_light).mean() < 0.03
 
 
-def badge(text: str, fill: tuple[int, int, int], round_: bool = False) -> np.ndarray:
+def badge(
+    text: str, fill: tuple[int, int, int], round_: bool = False, small_bold: bool = False
+) -> np.ndarray:
     """A 90x60 white cell holding a filled pill (or circle) with ``text`` in
-    white, as framework CSS draws number badges."""
+    white, as framework CSS draws number badges; ``small_bold``: a 22x16 pill
+    of bold 12 px digits, which fill much of it (a page zoomed out)."""
     img = Image.new("RGB", (90, 60), (255, 255, 255))
     d = ImageDraw.Draw(img)
-    box = (32, 17, 58, 43) if round_ else (24, 18, 66, 42)
-    d.rounded_rectangle(box, radius=13, fill=fill)
-    d.text((45, 30), text, (255, 255, 255), ImageFont.truetype(str(FONT), 14), "mm")
+    if small_bold:
+        d.rounded_rectangle((34, 22, 56, 38), radius=8, fill=fill)
+        font = ImageFont.truetype(str(FONT.with_name("DejaVuSans-Bold.ttf")), 12)
+    else:
+        box = (32, 17, 58, 43) if round_ else (24, 18, 66, 42)
+        d.rounded_rectangle(box, radius=13, fill=fill)
+        font = ImageFont.truetype(str(FONT), 14)
+    d.text((45, 30), text, (255, 255, 255), font, "mm")
     return np.asarray(img).copy()
 
 
@@ -87,11 +95,21 @@ def badge(text: str, fill: tuple[int, int, int], round_: bool = False) -> np.nda
 def test_a_badge_is_read_as_its_digits_not_as_a_blob(fill: tuple[int, int, int]) -> None:
     # The oracle is the same number as plain text: a badge must prepare like
     # it, not like the solid oval the pill is against the white cell (a "0").
+    bold = FONT.with_name("DejaVuSans-Bold.ttf")
     for text, round_ in (("35", False), ("7", True), ("12", False)):
         plain = prepare_crop(cell(text, px=14))
         inside = prepare_crop(badge(text, fill, round_))
         blob = prepare_crop(badge("", fill, round_))
         assert np.abs(inside - plain).mean() < 0.06, (text, fill)
+        assert np.abs(inside - blob).mean() > 0.25, (text, fill)
+    for text in ("28", "36"):
+        img = Image.new("RGB", (40, 24), (255, 255, 255))
+        ImageDraw.Draw(img).text((20, 12), text, (0, 0, 0), ImageFont.truetype(str(bold), 12), "mm")
+        plain = prepare_crop(np.asarray(img).copy())
+        inside = prepare_crop(badge(text, fill, small_bold=True))
+        blob = prepare_crop(badge("", fill, small_bold=True))
+        # 12 px bold on a colour anti-aliases differently: a looser match.
+        assert np.abs(inside - plain).mean() < 0.1, (text, fill)
         assert np.abs(inside - blob).mean() > 0.25, (text, fill)
 
 
