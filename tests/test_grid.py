@@ -15,6 +15,7 @@ mark is removed with the fix.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -487,3 +488,24 @@ def test_rows_far_apart_without_rules_are_one_table(pitch: float, col_w: int, px
             d.text(xy, str(int(rng.integers(0, 37))), (90, 90, 90), font, "lm")
     grid = find_grid(np.asarray(img))
     assert grid.shape == (rows, cols)
+
+
+def test_rows_grown_beyond_the_structure_stay_on_their_text() -> None:
+    # Only the two tinted rows are structure (42 px); the eight plain rows
+    # below are 44 px. Grown at the tinted rows' pitch they drifted 2 px a
+    # row, until the last row's box lost its number (read as empty).
+    cols, px = 6, 16
+    heights = [42, 42] + [44] * 8
+    tops = np.cumsum([30, *heights])
+    img = Image.new("RGB", (cols * 70 + 60, int(tops[-1]) + 30), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    font = ImageFont.truetype(str(FONT), px)
+    for r, (top, bottom) in enumerate(itertools.pairwise(tops)):
+        if r < 2:
+            d.rectangle((30, int(top), 30 + cols * 70, int(bottom) - 1), fill=(230, 80, 60))
+        for c in range(cols):
+            xy = (30 + c * 70 + 35, (top + bottom) / 2)
+            d.text(xy, str((r * 5 + c * 3) % 37), (20, 20, 20), font, "mm")
+    grid = find_grid(np.asarray(img))
+    assert grid.shape == (len(heights), cols)
+    assert max(abs(a - b) for a, b in zip(grid.row_edges, tops, strict=True)) <= 3

@@ -142,6 +142,19 @@ def test_blank_cells_and_marks_of_every_size_are_refused() -> None:
         check_cells(mixed, [0, 80], [0, 40, 80, 120, 160])
 
 
+def test_a_single_line_must_be_mostly_numbers() -> None:
+    # Two numbers in a row of ten: a strip of texture with two number-like
+    # patches, not a table. Six of ten: a table of one row.
+    sparse, ys, xs = _cells([["3", "", "", "", "17", "", "", "", "", ""]])
+    with pytest.raises(NoTableError, match="2 of 10 cells hold a glyph"):
+        check_cells(sparse, ys, xs)
+    dense, ys, xs = _cells([["3", "", "25", "8", "17", "", "", "30", "1", ""]])
+    check_cells(dense, ys, xs)
+    # Two rows of the same sparse pattern: a lattice vouches for them.
+    two, ys, xs = _cells([["3", "", "", "", "17"], ["", "", "9", "", ""]])
+    check_cells(two, ys, xs)
+
+
 def test_the_photo_licences_are_noted() -> None:
     note = (DATA / "LICENSE.md").read_text(encoding="utf-8")
     photos = sorted(DATA.glob("*.jpg"))

@@ -3,6 +3,8 @@ where the table's own ruling stops."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from gridreader.grid.ink import InkMaps
@@ -74,11 +76,28 @@ def extend_outer(maps: InkMaps, rows: list[float], cols: list[float], axis: int)
         )
         if straddling:
             continue
+        # The new line is placed around its own text, as the body's text sits
+        # in its cells: rows a fraction of a pixel taller than the measured
+        # pitch would otherwise drift off their text, row after row.
+        centre = lo + (bands[0][0] + bands[-1][1]) / 2.0 - _text_offset(g, along, a0, a1)
+        step = min(1.15 * pitch, max(0.85 * pitch, abs(centre - edge) + pitch / 2.0))
         if direction < 0:
-            out.insert(0, max(0.0, edge - pitch))
+            out.insert(0, max(0.0, edge - step))
         else:
-            out.append(min(float(g.shape[0]), edge + pitch))
+            out.append(min(float(g.shape[0]), edge + step))
     return out
+
+
+def _text_offset(g: np.ndarray, along: list[float], a0: int, a1: int) -> float:
+    """Median offset of the text's middle from its line's middle, over the
+    lines between ``along``'s edges that hold text (0 when none do)."""
+    offsets = []
+    for lo, hi in itertools.pairwise(along):
+        bands = text_bands(g[int(lo) : int(hi), a0:a1].sum(axis=1), min_gap=1)
+        if bands:
+            mid = int(lo) + (bands[0][0] + bands[-1][1]) / 2.0
+            offsets.append(mid - (lo + hi) / 2.0)
+    return float(np.median(offsets)) if offsets else 0.0
 
 
 def trim_open_sides(

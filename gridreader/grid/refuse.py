@@ -160,7 +160,8 @@ def check_cells(gray: np.ndarray, ys: list[int], xs: list[int]) -> None:
 
     Raises:
         NoTableError: most cells are crowded with specks (noise, dithering,
-            texture), fewer than two hold a glyph, or the marks in the cells
+            texture), fewer than two hold a glyph (or fewer than half, in a
+            table of one row or column), or the marks in the cells
             are of no common size (numbers of one table share a type size;
             the patches a photograph leaves in its cells do not).
     """
@@ -169,7 +170,10 @@ def check_cells(gray: np.ndarray, ys: list[int], xs: list[int]) -> None:
         raise NoTableError(
             f"no table found (texture: {ev.messy} of {ev.cells} cells crowded with specks)"
         )
-    if ev.glyphs < 2:
+    # A single line has no lattice to vouch for it: it must be mostly
+    # numbers (a strip of texture holds a glyph-like patch here and there).
+    single = len(ys) == 2 or len(xs) == 2
+    if ev.glyphs < 2 or (single and 2 * ev.glyphs < ev.cells):
         raise NoTableError(f"no table found ({ev.glyphs} of {ev.cells} cells hold a glyph)")
     heights = np.asarray(ev.heights)
     spread = float(heights.std() / heights.mean())
