@@ -335,10 +335,9 @@ def _kill_with_parent() -> None:
 def classify(items: list[Analysed], classifier: Classifier) -> list[tuple[Analysed, TableRead]]:
     """Read the cells of several analysed images in one network batch.
 
-    An end row that the network cannot read as numbers while it reads the
-    rest of the table with ease (a header of words or column letters inside
-    the table's rules) is text, not table: it is dropped from the reading and
-    from the returned ``Analysed`` alike, unless the shape was given.
+    Stray end rows (see :func:`stray_rows`: a header of words inside the
+    table's rules, a footer's padding) are dropped from the reading and from
+    the returned ``Analysed`` alike, unless the shape was given.
     """
     if not items:
         return []
@@ -349,8 +348,11 @@ def classify(items: list[Analysed], classifier: Classifier) -> list[tuple[Analys
     for a in items:
         n = len(a.boxes)
         cols = a.grid.cols
+        blank = idx[start : start + n].reshape(-1, cols) == len(classifier.classes) - 1
         top, bottom = (
-            (0, 0) if a.shape_given else text_rows(conf[start : start + n].reshape(-1, cols))
+            (0, 0)
+            if a.shape_given
+            else stray_rows(conf[start : start + n].reshape(-1, cols), blank)
         )
         a_idx = idx[start + top * cols : start + n - bottom * cols]
         a_conf = conf[start + top * cols : start + n - bottom * cols]
@@ -378,16 +380,19 @@ _BODY_QUANTILE = 0.05
 _TEXT_ROW_CONFIDENCE = 0.9
 
 
-def text_rows(conf: np.ndarray) -> tuple[int, int]:
-    """How many rows at the top and at the bottom of a table are text: rows
-    of words or letters the network reads only unsurely, where it reads the
-    other rows surely.
+def stray_rows(conf: np.ndarray, blank: np.ndarray) -> tuple[int, int]:
+    """How many rows at the top and at the bottom of a read table are not
+    table: text the network reads only unsurely where it reads the other rows
+    surely (words, column letters), or a lone blank row at an end (a card's
+    padding, a footer line's band) in a table with no other blank row.
 
     Relative, so a table of hard cells (faint handwriting) keeps its first
-    row: that row is then no less sure than the rest.
+    row: that row is then no less sure than the rest; and a sheet with blank
+    rows left at its end keeps them all.
 
     Args:
         conf: each cell's confidence, ``(rows, cols)``.
+        blank: whether each cell was read as empty, ``(rows, cols)``.
 
     Returns:
         ``(top, bottom)``, each 0 or 1.
@@ -395,8 +400,11 @@ def text_rows(conf: np.ndarray) -> tuple[int, int]:
     rows = conf.shape[0]
     if rows < 3:
         return 0, 0
+    blank_rows: np.ndarray = np.asarray(blank.all(axis=1))
 
-    def is_text(r: int) -> bool:
+    def is_stray(r: int) -> bool:
+        if blank_rows[r]:
+            return int(blank_rows.sum()) == 1
         body = np.delete(conf, r, axis=0)
         floor = float(np.quantile(body, _BODY_QUANTILE))
         row = conf[r]
@@ -405,7 +413,7 @@ def text_rows(conf: np.ndarray) -> tuple[int, int]:
             and np.count_nonzero(row < floor) * 2 >= row.size
         )
 
-    return int(is_text(0)), int(is_text(rows - 1))
+    return int(is_stray(0)), int(is_stray(rows - 1))
 
 
 def drop_rows(a: Analysed, top: int, bottom: int) -> Analysed:

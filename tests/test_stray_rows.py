@@ -1,0 +1,60 @@
+"""Which end rows of a read table are not table (a header of words, a lone
+blank row), by hand-worked cases."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gridreader.pipeline import stray_rows
+
+SURE = [0.99, 1.0, 0.98, 1.0, 0.97]
+
+
+def _none(conf: np.ndarray) -> np.ndarray:
+    """No cell read as empty."""
+    return np.zeros(conf.shape, bool)
+
+
+def test_an_unsure_header_over_a_sure_body_is_text() -> None:
+    conf = np.array([[0.5, 0.6, 0.99, 0.4, 0.7], SURE, SURE, SURE])
+    assert stray_rows(conf, _none(conf)) == (1, 0)
+
+
+def test_an_unsure_footer_is_text() -> None:
+    conf = np.array([SURE, SURE, SURE, [0.3, 0.2, 0.8, 0.96, 0.5]])
+    assert stray_rows(conf, _none(conf)) == (0, 1)
+
+
+def test_a_hard_table_keeps_its_first_row() -> None:
+    # Faint handwriting: the body is unsure too (its 5% floor is 0.45), so a
+    # first row of typical confidence (median 0.7) is no different from it.
+    body = [0.45, 0.9, 0.6, 0.99, 0.7]
+    conf = np.array([[0.6, 0.7, 0.95, 0.5, 0.8], body, body[::-1], body])
+    assert stray_rows(conf, _none(conf)) == (0, 0)
+
+
+def test_one_unsure_cell_does_not_make_a_row_text() -> None:
+    # Median 0.99: a single hard cell in an otherwise sure row.
+    conf = np.array([[0.99, 0.2, 1.0, 0.99, 0.98], SURE, SURE, SURE])
+    assert stray_rows(conf, _none(conf)) == (0, 0)
+
+
+def test_two_row_tables_are_left_alone() -> None:
+    # With one other row there is no body to compare with.
+    assert stray_rows(
+        np.array([[0.3, 0.4, 0.5], [1.0, 1.0, 1.0]]),
+        _none(np.array([[0.3, 0.4, 0.5], [1.0, 1.0, 1.0]])),
+    ) == (0, 0)
+
+
+def test_a_lone_blank_end_row_is_padding() -> None:
+    conf = np.array([SURE, SURE, SURE, SURE])
+    blank = np.zeros(conf.shape, bool)
+    blank[3] = True
+    assert stray_rows(conf, blank) == (0, 1)
+    blank[0] = True
+    # Two blank rows: a sheet not yet filled in, kept whole.
+    assert stray_rows(conf, blank) == (0, 0)
+    # Blank cells scattered through the rows are cells, not padding.
+    scattered = np.eye(4, 5, dtype=bool)
+    assert stray_rows(conf, scattered) == (0, 0)
