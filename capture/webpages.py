@@ -111,6 +111,10 @@ class PageSpec:
         return self.css.startswith("bulma")
 
 
+# The committed set's settings seed (held-out pages: the next one).
+DEVSET_SEED = 1401
+
+
 def plan_pages(split: str, count: int, seed: int) -> list[PageSpec]:
     """``count`` page specs for ``split``, every family in turn, settings drawn
     from ``seed``."""
@@ -368,11 +372,15 @@ def write_page(folder: Path, spec: PageSpec, page: Rendered) -> None:
     write_atomic(folder / f"{spec.name}.boxes.json", json.dumps(meta))
 
 
-def make_devset(out: Path, count: int, chromium: str, chromedriver: str) -> int:
-    """Render ``count`` development and ``count`` held-out pages under ``out``."""
+def make_devset(
+    out: Path, count: int, chromium: str, chromedriver: str, seed: int = DEVSET_SEED
+) -> int:
+    """Render ``count`` development and ``count`` held-out pages under ``out``
+    (settings drawn from ``seed`` and ``seed + 1``; the committed set's by
+    default, others for fresh pages of the same families)."""
     written = 0
-    for split, seed in (("dev", 1401), ("heldout", 1402)):
-        specs = plan_pages(split, count, seed)
+    for split, split_seed in (("dev", seed), ("heldout", seed + 1)):
+        specs = plan_pages(split, count, split_seed)
         folder = out / split
         folder.mkdir(parents=True, exist_ok=True)
         for spec, page in zip(specs, render_pages(specs, chromium, chromedriver), strict=True):
@@ -387,9 +395,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=48, help="pages per split")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEVSET_SEED,
+        help=f"settings seed (default {DEVSET_SEED}: the committed set); another gives fresh pages",
+    )
     args = parser.parse_args(argv)
     try:
-        n = make_devset(args.out, args.count, args.chromium, args.chromedriver)
+        n = make_devset(args.out, args.count, args.chromium, args.chromedriver, args.seed)
     except GridReaderError as e:
         print(f"webpages: error: {e}", file=sys.stderr)
         return 1

@@ -509,3 +509,24 @@ def test_rows_grown_beyond_the_structure_stay_on_their_text() -> None:
     grid = find_grid(np.asarray(img))
     assert grid.shape == (len(heights), cols)
     assert max(abs(a - b) for a, b in zip(grid.row_edges, tops, strict=True)) <= 3
+
+
+def test_numbers_in_pills_are_one_column_each() -> None:
+    # A pill's straight top and bottom edges are taken for rules; its round
+    # ends stay as two arcs beside every number, taller than the digits and
+    # twice as many. The table's digit height must still be the digits'.
+    rows, cols, px = 8, 6, 14
+    img = Image.new("RGB", (cols * 80 + 40, rows * 46 + 40), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    font = ImageFont.truetype(str(FONT.with_name("DejaVuSans-Bold.ttf")), px)
+    fills = [(13, 110, 253), (220, 53, 69), (25, 135, 84), (33, 37, 41)]
+    for r in range(rows):
+        for c in range(cols):
+            cx, cy = 20 + c * 80 + 40, 20 + r * 46 + 23
+            text = str((r * 7 + c * 11) % 37)
+            half = 9 + 5 * len(text)
+            d.rounded_rectangle(
+                (cx - half, cy - 10, cx + half, cy + 10), radius=10, fill=fills[(r + c) % 4]
+            )
+            d.text((cx, cy), text, (255, 255, 255), font, "mm")
+    assert find_grid(np.asarray(img)).shape == (rows, cols)

@@ -319,7 +319,7 @@ def _best_candidate(
         return structural
     if len(structural[0]) < 2 or len(structural[1]) < 2:
         return lattice[0], lattice[1], "lattice"
-    lines = number_lines(group_lines(tokens, maps.text_h))
+    lines = number_lines(group_lines(tokens, maps.text_h), maps.text_h)
     numbers = [t for line in lines for t in line]
     words = [t for t in tokens if t.word]
     mine = score_grid(numbers, words, structural[0], structural[1])
@@ -341,12 +341,14 @@ def _best_candidate(
         return lattice[0], lattice[1], "lattice"
     # Without rules or fills the structure is only a block of ink, no surer
     # than the lattice; rows far apart (generous padding) split it into
-    # blocks of one row each. A lattice that holds many more of the numbers,
-    # with no more whole-line faults and only a few more shared cells,
-    # is the table.
+    # blocks of one row each. Rules and fills can mislead too: a card's
+    # header band is structure that holds no number at all. A lattice that
+    # holds many more of the numbers (half as many again, twice as many
+    # against rules), with no more whole-line faults and only a few more
+    # shared cells, is the table.
+    more = 1.5 if structural[2] == "text" else 2.0
     if (
-        structural[2] == "text"
-        and theirs.explained >= 1.5 * mine.explained
+        theirs.explained >= more * mine.explained + (structural[2] != "text") * 2
         and theirs.faults <= mine.faults
         and theirs.cut <= mine.cut + 0.2 * theirs.explained
     ):

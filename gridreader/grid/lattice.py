@@ -37,15 +37,21 @@ def group_lines(tokens: list[Token], text_h: float) -> list[list[Token]]:
     return lines
 
 
-def number_lines(lines: list[list[Token]]) -> list[list[Token]]:
+def number_lines(lines: list[list[Token]], text_h: float | None = None) -> list[list[Token]]:
     """The lines that are numbers, each keeping only its number tokens.
 
     A table's numbers share one digit height: smaller or bigger print around
-    it (a caption, a title) is not part of it.
+    it (a caption, a title) is not part of it. With the page's ``text_h``,
+    that height is taken among the tokens of about the text's size: the arcs
+    a badge pill leaves on both sides of its number (its straight edges are
+    taken for rules) outnumber the numbers and are taller.
     """
     heights = [t.box[3] - t.box[1] for line in lines for t in line if t.number]
     if not heights:
         return []
+    if text_h:
+        near = [v for v in heights if 0.8 * text_h <= v <= 1.2 * text_h]
+        heights = near or heights
     digit_h = float(np.median(heights))
     out = []
     for line in lines:
@@ -141,7 +147,7 @@ def lattice_edges(maps: InkMaps, tokens: list[Token]) -> tuple[list[float], list
     """Row and column edges of the lattice of number tokens, or ``None`` when
     the numbers form no table (fewer than two cells)."""
     th = maps.text_h
-    block = pick_block(number_lines(group_lines(tokens, th)))
+    block = pick_block(number_lines(group_lines(tokens, th), th))
     nums = [t for line in block for t in line]
     if len(nums) < 2:
         return None
