@@ -530,3 +530,22 @@ def test_numbers_in_pills_are_one_column_each() -> None:
             )
             d.text((cx, cy), text, (255, 255, 255), font, "mm")
     assert find_grid(np.asarray(img)).shape == (rows, cols)
+
+
+def test_letter_spaced_numbers_under_a_header_line() -> None:
+    # CSS letter-spacing parts the two digits of a number by a third of their
+    # height: a column of such numbers must stay one column. The header line
+    # of words above the borderless body is no table of its own.
+    rows, cols, px = 7, 8, 18
+    img = Image.new("RGB", (cols * 110 + 40, rows * 50 + 90), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    font = ImageFont.truetype(str(FONT), px)
+    for c in range(cols):
+        d.text((20 + c * 110, 30), ("SPIN", "HIGH", "LOW", "ODD")[c % 4], (90, 90, 90), font)
+    for r in range(rows):
+        for c in range(cols):
+            x = 20 + c * 110
+            for ch in str((r * 13 + c * 7) % 37):
+                d.text((x, 90 + r * 50), ch, (90, 90, 90), font)
+                x += int(d.textlength(ch, font=font)) + 4
+    assert find_grid(np.asarray(img)).shape == (rows, cols)

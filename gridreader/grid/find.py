@@ -347,6 +347,10 @@ def _best_candidate(
     # against rules), with no more whole-line faults and only a few more
     # shared cells, is the table.
     more = 1.5 if structural[2] == "text" else 2.0
+    # A structure around no number at all (a header line, a card's title
+    # band) is no number table, whatever the lattice's faults.
+    if mine.explained == 0 and theirs.explained >= 2:
+        return lattice[0], lattice[1], "lattice"
     if (
         theirs.explained >= more * mine.explained + (structural[2] != "text") * 2
         and theirs.faults <= mine.faults

@@ -139,6 +139,26 @@ def _cover_bands(tokens: list[Token]) -> list[tuple[int, int]]:
     return [(s + lo, e + lo) for s, e in runs(covered)]
 
 
+def _join_letter_gaps(bands: list[tuple[int, int]], th: float) -> list[tuple[int, int]]:
+    """Join column bands split by letter-spacing: widely spaced digits make
+    two tokens of one number, and a column of such numbers two bands. Such a
+    gap is narrow (under half a digit height) and far narrower than the
+    table's gaps between columns."""
+    if len(bands) < 3:
+        return bands
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(bands)]
+    # Up to every other gap may be a letter gap: the column gaps are the
+    # upper part.
+    typical = float(np.percentile(gaps, 75))
+    out = [bands[0]]
+    for band, gap in zip(bands[1:], gaps, strict=True):
+        if gap < 0.45 * th and gap < 0.35 * typical:
+            out[-1] = (out[-1][0], band[1])
+        else:
+            out.append(band)
+    return out
+
+
 def _bands_touched(t: Token, bands: list[tuple[int, int]]) -> int:
     return sum(1 for a, b in bands if t.box[0] < b and a < t.box[2])
 
@@ -152,7 +172,7 @@ def lattice_edges(maps: InkMaps, tokens: list[Token]) -> tuple[list[float], list
     if len(nums) < 2:
         return None
     # Columns: the x-ranges that number tokens cover, over the block's rows.
-    col_bands = _cover_bands(nums)
+    col_bands = _join_letter_gaps(_cover_bands(nums), th)
     lo, hi = col_bands[0][0], col_bands[-1][1]
     row_bands = [_band(line) for line in block]
     if len(row_bands) * len(col_bands) < 2:
