@@ -7,6 +7,8 @@ import numpy as np
 
 # Up to this many pixels a 256-bin histogram is the quickest quantile.
 _HISTOGRAM_MAX_PX = 65_536
+# Grey-level step that is ink against a ground (as in crop preprocessing).
+_BADGE_CONTRAST = 28.0
 
 
 def to_gray(img: np.ndarray) -> np.ndarray:
@@ -68,3 +70,100 @@ def quantile_u8(img: np.ndarray, q: float) -> int:
         else:
             lo = mid + 1
     return lo
+
+
+def unwrap_badge(gray: np.ndarray) -> np.ndarray:
+    """The inside of a badge (a filled pill, circle or box around the number,
+    smaller than the cell), or ``gray`` unchanged where there is none.
+
+    Against the cell's background a badge is one solid blob, which the network
+    reads as a "0"; its digits are holes in it. Inside it, filled out to its
+    own colour, the digits are plain ink on a plain ground again, as in a cell
+    filled edge to edge. A glyph is not taken for a badge: a bold "0" or a
+    blurred "28" can be as solid as a pill, but what lies inside it is a
+    counter, a convex hole, where a badge holds digits.
+    """
+    h, w = gray.shape
+    if h < 8 or w < 8:
+        return gray
+    bg = quantile_u8(gray, 0.5)
+    diff = cv2.absdiff(gray, np.full_like(gray, bg))
+    thr = max(_BADGE_CONTRAST, 0.25 * float(diff.max()))
+    mask = (diff > thr).astype(np.uint8)
+    # A cell with hardly any ink holds no badge (and is not worth the search).
+    if cv2.countNonZero(mask) < _BADGE_COVER * h * w:
+        return gray
+    n, labels, stats, _ = components(mask)
+    if n <= 1:
+        return gray
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, bw, bh, area = (int(v) for v in stats[k])
+    # Pills and circles are at least as wide as they are tall; a "0" is not.
+    if bh < 8 or bw < 0.95 * bh or (bw >= w - 1 and bh >= h - 1):
+        return gray
+    blob = (labels[y : y + bh, x : x + bw] == k).astype(np.uint8)
+    filled = _fill_holes(blob)
+    filled_area = cv2.countNonZero(filled)
+    # A badge is a convex shape (pill, circle, box); glyphs run together
+    # (a bold "28" at screen size) are notched between and inside the digits.
+    if area < _BADGE_SOLID * filled_area or filled_area < _CONVEX_OUTLINE * _convex_px(filled):
+        return gray
+    inside = gray[y : y + bh, x : x + bw].copy()
+    colour = int(np.median(inside[blob > 0]))
+    # The badge's anti-aliased rim is neither ground nor digit.
+    rim = max(1, round(0.06 * bh))
+    core = cv2.erode(filled, np.ones((2 * rim + 1, 2 * rim + 1), np.uint8))
+    # Small digits are mostly anti-aliased edge and close few clean holes in
+    # the blob; what marks a badge is ink of its own inside it.
+    text = (cv2.absdiff(inside, np.full_like(inside, colour)) > _BADGE_CONTRAST) & (core > 0)
+    # Digits in a badge are thin strokes on a broad, flat ground; the counter
+    # of a round "0" is a broad patch and much of the glyph, and hand-drawn
+    # ink is seldom flat.
+    # A pill clearly wider than tall is no glyph's outline: it may hold bold
+    # digits that fill much of it.
+    wide = bw >= _WIDE * bh
+    core_px, text_px = cv2.countNonZero(core), np.count_nonzero(text)
+    most = _BADGE_TEXT_WIDE if wide else _BADGE_TEXT
+    if not 0.03 * core_px <= text_px <= most * core_px or _is_counter(text, bh, wide):
+        return gray
+    ground = inside[(core > 0) & ~text].astype(np.int16)
+    if np.count_nonzero(np.abs(ground - colour) <= _FLAT) < _BADGE_FLAT * ground.size:
+        return gray
+    inside[core == 0] = colour
+    return inside
+
+
+def _is_counter(text: np.ndarray, height: int, wide: bool) -> bool:
+    """Whether the ink inside a blob ``height`` tall is a glyph's counter (the
+    hole of a round "0", a broad patch) rather than digits, which are strokes
+    a small fraction of the badge's height thick at any size or weight (bold
+    ones in a ``wide`` pill a little thicker)."""
+    inside = cv2.distanceTransform(text.astype(np.uint8), cv2.DIST_L2, 3)
+    return float(inside.max()) > (_STROKE_WIDE if wide else _STROKE) * height
+
+
+def _convex_px(mask: np.ndarray) -> int:
+    """Pixels in the convex hull of ``mask``'s pixels."""
+    ys, xs = np.nonzero(mask)
+    hull = cv2.convexHull(np.column_stack([xs, ys]).astype(np.int32))
+    return cv2.countNonZero(cv2.fillConvexPoly(np.zeros(mask.shape, np.uint8), hull, 1))
+
+
+_STROKE = 0.15
+_BADGE_TEXT = 0.26
+_WIDE = 1.25
+_STROKE_WIDE = 0.2
+_BADGE_TEXT_WIDE = 0.4
+_FLAT = 10
+_BADGE_FLAT = 0.75
+_CONVEX_OUTLINE = 0.93
+_BADGE_COVER = 0.03
+_BADGE_SOLID = 0.72
+
+
+def _fill_holes(blob: np.ndarray) -> np.ndarray:
+    """``blob`` (0/1 uint8) with every enclosed hole filled."""
+    pad = cv2.copyMakeBorder(blob, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    outside = pad.copy()
+    cv2.floodFill(outside, None, (0, 0), 2)
+    return (outside[1:-1, 1:-1] != 2).astype(np.uint8)

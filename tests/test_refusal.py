@@ -155,6 +155,21 @@ def test_a_single_line_must_be_mostly_numbers() -> None:
     check_cells(two, ys, xs)
 
 
+def test_cells_filled_by_badges_hold_glyphs() -> None:
+    # A pill that fills most of its cell is one blob touching the inner
+    # box's sides; the number inside it is what the cell holds.
+    values = [["7", "23", "0", "36"], ["14", "5", "31", "9"], ["26", "3", "12", "29"]]
+    img = np.full((3 * 40, 4 * 60), 255, np.uint8)
+    for r, row in enumerate(values):
+        for c, text in enumerate(row):
+            x, y = c * 60, r * 40
+            cv2.rectangle(img, (x + 8, y + 7), (x + 52, y + 33), 90, -1)
+            cv2.putText(img, text, (x + 18, y + 27), cv2.FONT_HERSHEY_SIMPLEX, 0.55, 255, 2)
+    ys, xs = [r * 40 for r in range(4)], [c * 60 for c in range(5)]
+    assert cell_evidence(img, ys, xs).glyphs == 12
+    check_cells(img, ys, xs)
+
+
 def test_the_photo_licences_are_noted() -> None:
     note = (DATA / "LICENSE.md").read_text(encoding="utf-8")
     photos = sorted(DATA.glob("*.jpg"))

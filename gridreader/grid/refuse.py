@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from gridreader.errors import NoTableError
+from gridreader.imaging import unwrap_badge
 
 # Cells looked at: enough to judge, few enough to stay cheap on big tables.
 _SAMPLE = 32
@@ -71,6 +72,9 @@ def cell_evidence(gray: np.ndarray, ys: list[int], xs: list[int]) -> CellEvidenc
 
 
 def _cell_kind(cell: np.ndarray) -> tuple[str, float]:
+    # A badge that fills much of its cell would be one big blob touching the
+    # sides; its number is inside it.
+    cell = unwrap_badge(cell)
     h, w = cell.shape[:2]
     # Rules and fill edges run along the cell's sides: look inside them.
     my, mx = max(1, round(0.12 * h)), max(1, round(0.12 * w))
