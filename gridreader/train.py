@@ -21,6 +21,7 @@ from gridreader.imageio import IMAGE_SUFFIXES, load_image
 from gridreader.model import (
     DEFAULT_POINTER,
     MODELS_DIR,
+    Trainable,
     _keras,
     build_model,
     load_network,
@@ -221,6 +222,37 @@ def make_synthetic(
 # -- pretraining ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Sources:
+    """What a pretraining run draws on, checked before any cell is made."""
+
+    mnist_digits: int
+    fonts: tuple[Path, ...]
+    base: Trainable | None
+
+
+@dataclass(frozen=True)
+class _StageFit:
+    """What one stage of the schedule did: its losses and its entry in the card."""
+
+    losses: tuple[float, ...]
+    summary: dict[str, Any]
+    generate_seconds: float
+    train_seconds: float
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """A network trained through the whole schedule, and what the stages did."""
+
+    network: Any
+    stages: tuple[_StageFit, ...]
+
+    @property
+    def losses(self) -> tuple[float, ...]:
+        return tuple(v for stage in self.stages for v in stage.losses)
+
+
 def _compile(network: Any, lr: float, steps: int) -> None:
     keras = _keras()
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps), alpha=0.05)
@@ -255,16 +287,19 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> TrainResult:
-    """Train a new model from scratch on synthetic cells and save it to ``out``.
-
-    Raises:
-        ModelError: ``out`` already holds a model.
-        DataError: the MNIST source is unusable.
-    """
+def _refuse_existing_model(out: Path) -> None:
     if (out / "model.keras").exists():
         raise ModelError(f"{out}: a model already exists there; models are never overwritten")
-    from gridreader.synth.fonts import find_fonts, font_family
+
+
+def _load_sources(cfg: PretrainConfig) -> _Sources:
+    """MNIST, the base model of continued pretraining, and the fonts.
+
+    Raises:
+        DataError: the MNIST source is unusable.
+        ModelError: the base model's classes or input size differ from ``cfg``'s.
+    """
+    from gridreader.synth.fonts import find_fonts
     from gridreader.synth.mnist import load_mnist
 
     mnist = load_mnist(cfg.mnist)  # fail early, with the loader's own message
@@ -272,10 +307,15 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
     if base is not None and (base.classes != cfg.classes or base.input_size != cfg.input_size):
         raise ModelError(f"{cfg.init_from}: classes or input size differ from this run's")
     fonts = find_fonts(exclude=cfg.exclude_fonts)
-    stages = cfg.schedule()
-    t0 = time.time()
+    return _Sources(len(mnist.y_train), tuple(fonts), base)
+
+
+def _make_validation_cells(
+    cfg: PretrainConfig, stages: tuple[Stage, ...], log: Log
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out synthetic cells, their handwriting from MNIST's test digits."""
     log(f"generating {cfg.val_samples} validation cells ...")
-    Xv, yv = make_synthetic(
+    return make_synthetic(
         cfg.classes,
         cfg.mnist,
         cfg.val_samples,
@@ -286,101 +326,149 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
         exclude_fonts=cfg.exclude_fonts,
         handwritten_share=stages[-1].handwritten_share,
     )
-    gen_s = time.time() - t0
+
+
+def _build_network(cfg: PretrainConfig, base: Trainable | None) -> Any:
+    """A fresh network, or one holding ``base``'s weights (continued pretraining)."""
+    network = build_model(len(cfg.classes), cfg.input_size)
+    if base is not None:
+        network.set_weights(base.network.get_weights())
+    return network
+
+
+def _fit_stage(
+    network: Any,
+    cfg: PretrainConfig,
+    k: int,
+    stages: tuple[Stage, ...],
+    validation: tuple[np.ndarray, np.ndarray],
+    log: Log,
+) -> _StageFit:
+    """Train ``network`` on stage ``k``'s own fresh cells, with its own learning rate."""
+    stage = stages[k]
+    t = time.time()
+    seed = stage.seed if stage.seed is not None else cfg.seed + 1009 * k
+    _keras().utils.set_random_seed(seed)
+    log(f"stage {k + 1}/{len(stages)}: generating {stage.samples} training cells ...")
+    X, y = make_synthetic(
+        cfg.classes,
+        cfg.mnist,
+        stage.samples,
+        seed,
+        cfg.input_size,
+        cfg.workers,
+        exclude_fonts=cfg.exclude_fonts,
+        handwritten_share=stage.handwritten_share,
+        small_text_share=stage.small_text_share,
+    )
+    generate_s = time.time() - t
+    steps = stage.epochs * int(np.ceil(len(y) / cfg.batch_size))
+    _compile(network, stage.learning_rate, steps)
+    log(
+        f"stage {k + 1}/{len(stages)}: training {network.count_params()} parameters "
+        f"for {stage.epochs} epochs ..."
+    )
+    t1 = time.time()
+    hist = network.fit(
+        X,
+        y,
+        batch_size=cfg.batch_size,
+        epochs=stage.epochs,
+        validation_data=validation,
+        verbose=2,
+        shuffle=True,
+    )
+    train_s = time.time() - t1
+    del X, y
+    summary = {
+        "samples": stage.samples,
+        "epochs": stage.epochs,
+        "learning_rate": stage.learning_rate,
+        "handwritten_share": stage.handwritten_share,
+        "small_text_share": stage.small_text_share,
+        "seed": seed,
+        "seconds": round(time.time() - t, 1),
+        "val_accuracy": round(float(hist.history["val_accuracy"][-1]), 5),
+    }
+    losses = tuple(float(v) for v in hist.history["loss"])
+    return _StageFit(losses, summary, generate_s, train_s)
+
+
+def _rebuild_in_float32(trained: Any, cfg: PretrainConfig) -> Any:
+    """``trained``'s weights in a float32 network, as the saved model must be."""
+    _keras().mixed_precision.set_global_policy("float32")
+    network = build_model(len(cfg.classes), cfg.input_size)
+    network.set_weights(trained.get_weights())
+    return network
+
+
+def _fit_schedule(
+    cfg: PretrainConfig,
+    stages: tuple[Stage, ...],
+    base: Trainable | None,
+    validation: tuple[np.ndarray, np.ndarray],
+    log: Log,
+) -> _Fitted:
+    """Build the network and train it through each stage in turn."""
     keras = _keras()
     keras.utils.set_random_seed(cfg.seed)
     # bfloat16 activations with float32 weights: about twice the training speed
     # where the CPU multiplies bfloat16 natively; the saved model is float32.
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if cfg.mixed_bfloat16 else "float32")
     try:
-        network = build_model(len(cfg.classes), cfg.input_size)
-        if base is not None:
-            # Continued pretraining: start from an earlier model's weights.
-            network.set_weights(base.network.get_weights())
-        train_s = 0.0
-        losses: list[float] = []
-        per_stage: list[dict[str, Any]] = []
-        for k, stage in enumerate(stages):
-            t = time.time()
-            seed = stage.seed if stage.seed is not None else cfg.seed + 1009 * k
-            keras.utils.set_random_seed(seed)
-            log(f"stage {k + 1}/{len(stages)}: generating {stage.samples} training cells ...")
-            X, y = make_synthetic(
-                cfg.classes,
-                cfg.mnist,
-                stage.samples,
-                seed,
-                cfg.input_size,
-                cfg.workers,
-                exclude_fonts=cfg.exclude_fonts,
-                handwritten_share=stage.handwritten_share,
-                small_text_share=stage.small_text_share,
-            )
-            gen_s += time.time() - t
-            steps = stage.epochs * int(np.ceil(len(y) / cfg.batch_size))
-            _compile(network, stage.learning_rate, steps)
-            log(
-                f"stage {k + 1}/{len(stages)}: training {network.count_params()} parameters "
-                f"for {stage.epochs} epochs ..."
-            )
-            t1 = time.time()
-            hist = network.fit(
-                X,
-                y,
-                batch_size=cfg.batch_size,
-                epochs=stage.epochs,
-                validation_data=(Xv, yv),
-                verbose=2,
-                shuffle=True,
-            )
-            train_s += time.time() - t1
-            del X, y
-            stage_losses = [float(v) for v in hist.history["loss"]]
-            losses += stage_losses
-            per_stage.append(
-                {
-                    "samples": stage.samples,
-                    "epochs": stage.epochs,
-                    "learning_rate": stage.learning_rate,
-                    "handwritten_share": stage.handwritten_share,
-                    "small_text_share": stage.small_text_share,
-                    "seed": seed,
-                    "seconds": round(time.time() - t, 1),
-                    "val_accuracy": round(float(hist.history["val_accuracy"][-1]), 5),
-                }
-            )
+        network = _build_network(cfg, base)
+        fits = [_fit_stage(network, cfg, k, stages, validation, log) for k in range(len(stages))]
         if cfg.mixed_bfloat16:
-            keras.mixed_precision.set_global_policy("float32")
-            trained = network
-            network = build_model(len(cfg.classes), cfg.input_size)
-            network.set_weights(trained.get_weights())
+            network = _rebuild_in_float32(network, cfg)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    val_acc = _accuracy(network, Xv, yv)
-    metrics = {
-        "synthetic_val_accuracy": round(val_acc, 5),
+    return _Fitted(network, tuple(fits))
+
+
+def _pretrain_metrics(
+    val_accuracy: float, fitted: _Fitted, validation_generate_s: float, t0: float
+) -> dict[str, Any]:
+    """The card's metrics: validation accuracy, losses, and where the time went."""
+    generate_s = sum((s.generate_seconds for s in fitted.stages), start=validation_generate_s)
+    train_s = sum(s.train_seconds for s in fitted.stages)
+    return {
+        "synthetic_val_accuracy": round(val_accuracy, 5),
         "synthetic_val_note": "held-out synthetic cells; handwriting from MNIST x_test (never trained on)",
-        "train_loss_per_epoch": [round(v, 4) for v in losses],
-        "generate_seconds": round(gen_s, 1),
+        "train_loss_per_epoch": [round(v, 4) for v in fitted.losses],
+        "generate_seconds": round(generate_s, 1),
         "train_seconds": round(train_s, 1),
         "cpu_seconds": round(time.process_time() + _children_cpu(), 1),
         "wall_seconds": round(time.time() - t0, 1),
         "trained_on": machine(),
     }
-    card = {
+
+
+def _pretrain_card(
+    cfg: PretrainConfig,
+    out: Path,
+    command: str,
+    sources: _Sources,
+    fitted: _Fitted,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """The model card of a pretrained model: data, parameters, metrics, command."""
+    from gridreader.synth.fonts import font_family
+
+    stages = cfg.schedule()
+    return {
         "name": out.name,
         "classes": list(cfg.classes),
         "input_size": list(cfg.input_size),
         "preprocess": "gridreader.preprocess.prepare_crop",
         "architecture": "gridreader.model.build_model",
-        "parameters": int(network.count_params()),
+        "parameters": int(fitted.network.count_params()),
         "data": {
             "mnist_source": cfg.mnist or "keras.datasets.mnist (download)",
             "mnist_sha256": _file_sha256(cfg.mnist),
-            "mnist_digits_used": len(mnist.y_train),
+            "mnist_digits_used": sources.mnist_digits,
             "mnist_split_used_for_training": "x_train/y_train only",
-            "fonts": len(fonts),
-            "font_families": sorted({font_family(f) for f in fonts}),
+            "fonts": len(sources.fonts),
+            "font_families": sorted({font_family(f) for f in sources.fonts}),
             "excluded_fonts": list(cfg.exclude_fonts),
             "synthetic_train_cells": sum(st.samples for st in stages),
             "synthetic_val_cells": cfg.val_samples,
@@ -394,18 +482,40 @@ def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> 
             "batch_size": cfg.batch_size,
             "learning_rate": stages[0].learning_rate,
             "schedule": "cosine decay" + (" per stage" if len(stages) > 1 else ""),
-            "stages": per_stage,
+            "stages": [stage.summary for stage in fitted.stages],
             "mixed_bfloat16": cfg.mixed_bfloat16,
             "seed": cfg.seed,
         },
         "metrics": metrics,
         "command": command,
     }
-    save_model(network, out, card)
-    log(f"saved {out} (synthetic validation accuracy {val_acc:.4f})")
-    for line in default_model_lines(out, made_default=False):
+
+
+def pretrain(cfg: PretrainConfig, out: Path, command: str, log: Log = print) -> TrainResult:
+    """Train a new model from scratch on synthetic cells and save it to ``out``.
+
+    Raises:
+        ModelError: ``out`` already holds a model.
+        DataError: the MNIST source is unusable.
+    """
+    _refuse_existing_model(out)
+    sources = _load_sources(cfg)
+    stages = cfg.schedule()
+    t0 = time.time()
+    validation = _make_validation_cells(cfg, stages, log)
+    validation_generate_s = time.time() - t0
+    fitted = _fit_schedule(cfg, stages, sources.base, validation, log)
+    val_accuracy = _accuracy(fitted.network, *validation)
+    metrics = _pretrain_metrics(val_accuracy, fitted, validation_generate_s, t0)
+    save_model(fitted.network, out, _pretrain_card(cfg, out, command, sources, fitted, metrics))
+    log(f"saved {out} (synthetic validation accuracy {val_accuracy:.4f})")
+    _log_default_model(out, made_default=False, log=log)
+    return TrainResult(out, fitted.losses, metrics, made_default=False)
+
+
+def _log_default_model(out: Path, made_default: bool, log: Log) -> None:
+    for line in default_model_lines(out, made_default=made_default):
         log(line)
-    return TrainResult(out, tuple(losses), metrics, made_default=False)
 
 
 def default_model_lines(
@@ -510,6 +620,100 @@ def _iter_labelled(source: Path, read_store: LabelReader | None) -> Iterable[Lab
 # -- fine-tuning ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _LabelSplit:
+    """Hand labels, with the indices held out for validation and those trained on."""
+
+    X: np.ndarray
+    y: np.ndarray
+    val: np.ndarray
+    train: np.ndarray
+
+
+def _split_labels(
+    X: np.ndarray, y: np.ndarray, val_fraction: float, seed: int, labels: Path
+) -> _LabelSplit:
+    """Hold out ``val_fraction`` of the labels (none when there are under five).
+
+    Raises:
+        DataError: no label is left to train on.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
+    n_val = max(1, round(val_fraction * len(y))) if len(y) >= 5 else 0
+    split = _LabelSplit(X, y, order[:n_val], order[n_val:])
+    if len(split.train) == 0:
+        raise DataError(f"{labels}: too few labels to fine-tune ({len(y)})")
+    return split
+
+
+def _held_out_accuracy(network: Any, split: _LabelSplit) -> float:
+    if len(split.val) == 0:
+        return float("nan")
+    return _accuracy(network, split.X[split.val], split.y[split.val])
+
+
+def _mix_in_replay(
+    split: _LabelSplit, base: Trainable, replay: int, mnist: str | None, seed: int, log: Log
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The training cells: the labels, repeated, beside replayed synthetic cells.
+
+    Labels are few and precious: they are repeated so that they make up about
+    half of what the model sees, with synthetic cells replayed beside them (at
+    most twice as many as labels) against forgetting. Returns the cells, their
+    class indices and the number of synthetic cells among them.
+    """
+    Xt, yt = split.X[split.train], split.y[split.train]
+    n_replay = min(replay, 2 * len(split.train)) if mnist is not None else 0
+    if n_replay > 0:
+        Xr, yr = make_synthetic(
+            base.classes, mnist, n_replay, seed + 31, base.input_size, workers=1
+        )
+        repeat = max(1, round(n_replay / len(split.train)))
+        Xt = np.concatenate([np.repeat(Xt, repeat, axis=0), Xr])
+        yt = np.concatenate([np.repeat(yt, repeat), yr])
+        log(f"replaying {n_replay} synthetic cells beside the labels (MNIST from {mnist})")
+    else:
+        # Labels alone can make a model forget what they do not show (a small
+        # model fine-tuned on ~400 labels read every blank cell as "4").
+        log(
+            "warning: no replayed synthetic cells (no MNIST source, or --replay 0): "
+            "fine-tuning on the labels alone"
+        )
+    return Xt, yt, n_replay
+
+
+def _fit_copy(
+    base: Trainable, X: np.ndarray, y: np.ndarray, epochs: int, learning_rate: float, seed: int
+) -> tuple[Any, tuple[float, ...]]:
+    """A copy of ``base``'s network trained on ``X``, and its loss per epoch."""
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    network = keras.models.clone_model(base.network)
+    network.set_weights(base.network.get_weights())
+    batch = min(128, len(y))
+    _compile(network, learning_rate, epochs * int(np.ceil(len(y) / batch)))
+    hist = network.fit(X, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True)
+    return network, tuple(float(v) for v in hist.history["loss"])
+
+
+def _finetune_card(base: Trainable, out: Path, command: str, run: dict[str, Any]) -> dict[str, Any]:
+    """The base model's card, renamed, with the fine-tuning ``run`` and its metric."""
+    card = dict(base.card)
+    card.update({"name": out.name, "parent": base.name, "command": command, "finetune": run})
+    card["metrics"] = {"heldout_accuracy": run["heldout_accuracy_after"]}
+    return card
+
+
+def _settle_default(out: Path, better: bool, before: float, after: float, log: Log) -> None:
+    """Make ``out`` the default model if it did better, and say which is the default."""
+    if better:
+        set_default(out)
+    else:
+        log(f"{out.name} is not better on the held-out labels ({after:.4f} < {before:.4f})")
+    _log_default_model(out, made_default=better, log=log)
+
+
 def finetune(
     model: Path | None,
     labels: Path,
@@ -536,80 +740,36 @@ def finetune(
         ModelError: ``out`` exists, or the base model is unusable.
         DataError: the labels are unusable.
     """
-    if (out / "model.keras").exists():
-        raise ModelError(f"{out}: a model already exists there; models are never overwritten")
+    _refuse_existing_model(out)
     base = load_network(model)
     X, y = load_labelled(labels, base.classes, base.input_size, read_store)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(y))
-    n_val = max(1, round(val_fraction * len(y))) if len(y) >= 5 else 0
-    val, tr = order[:n_val], order[n_val:]
-    if len(tr) == 0:
-        raise DataError(f"{labels}: too few labels to fine-tune ({len(y)})")
-    before = _accuracy(base.network, X[val], y[val]) if n_val else float("nan")
-    log(f"{len(tr)} labels for training, {n_val} held out; accuracy before: {before:.4f}")
-
-    # Labels are few and precious: they are repeated so that they make up
-    # about half of what the model sees, with synthetic cells replayed beside
-    # them (at most twice as many as labels) against forgetting.
-    Xt, yt = X[tr], y[tr]
-    n_replay = min(replay, 2 * len(tr)) if mnist is not None else 0
-    if n_replay > 0:
-        Xr, yr = make_synthetic(
-            base.classes, mnist, n_replay, seed + 31, base.input_size, workers=1
-        )
-        repeat = max(1, round(n_replay / len(tr)))
-        Xt = np.concatenate([np.repeat(Xt, repeat, axis=0), Xr])
-        yt = np.concatenate([np.repeat(yt, repeat), yr])
-        log(f"replaying {n_replay} synthetic cells beside the labels (MNIST from {mnist})")
-    else:
-        # Labels alone can make a model forget what they do not show (a small
-        # model fine-tuned on ~400 labels read every blank cell as "4").
-        log(
-            "warning: no replayed synthetic cells (no MNIST source, or --replay 0): "
-            "fine-tuning on the labels alone"
-        )
-    keras = _keras()
-    keras.utils.set_random_seed(seed)
-    network = keras.models.clone_model(base.network)
-    network.set_weights(base.network.get_weights())
-    batch = min(128, len(yt))
-    _compile(network, learning_rate, epochs * int(np.ceil(len(yt) / batch)))
-    hist = network.fit(Xt, yt, batch_size=batch, epochs=epochs, verbose=0, shuffle=True)
-    losses = tuple(float(v) for v in hist.history["loss"])
-    after = _accuracy(network, X[val], y[val]) if n_val else float("nan")
-    log(f"accuracy after: {after:.4f} (loss {losses[0]:.4f} -> {losses[-1]:.4f})")
-    better = n_val > 0 and after >= before
-    card = dict(base.card)
-    card.update(
-        {
-            "name": out.name,
-            "parent": base.name,
-            "command": command,
-            "finetune": {
-                "labels": str(labels),
-                "labelled_cells": len(y),
-                "held_out": int(n_val),
-                "replayed_synthetic_cells": int(n_replay),
-                "epochs": epochs,
-                "learning_rate": learning_rate,
-                "seed": seed,
-                "heldout_accuracy_before": round(before, 5),
-                "heldout_accuracy_after": round(after, 5),
-                "loss_per_epoch": [round(v, 4) for v in losses],
-                "trained_on": machine(),
-            },
-        }
+    split = _split_labels(X, y, val_fraction, seed, labels)
+    before = _held_out_accuracy(base.network, split)
+    log(
+        f"{len(split.train)} labels for training, {len(split.val)} held out; "
+        f"accuracy before: {before:.4f}"
     )
-    card["metrics"] = {"heldout_accuracy": round(after, 5)}
-    save_model(network, out, card)
-    if better:
-        set_default(out)
-    else:
-        log(f"{out.name} is not better on the held-out labels ({after:.4f} < {before:.4f})")
-    for line in default_model_lines(out, made_default=better):
-        log(line)
-    return TrainResult(out, losses, card["finetune"], made_default=better)
+    Xt, yt, n_replay = _mix_in_replay(split, base, replay, mnist, seed, log)
+    network, losses = _fit_copy(base, Xt, yt, epochs, learning_rate, seed)
+    after = _held_out_accuracy(network, split)
+    log(f"accuracy after: {after:.4f} (loss {losses[0]:.4f} -> {losses[-1]:.4f})")
+    run = {
+        "labels": str(labels),
+        "labelled_cells": len(split.y),
+        "held_out": len(split.val),
+        "replayed_synthetic_cells": int(n_replay),
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "heldout_accuracy_before": round(before, 5),
+        "heldout_accuracy_after": round(after, 5),
+        "loss_per_epoch": [round(v, 4) for v in losses],
+        "trained_on": machine(),
+    }
+    save_model(network, out, _finetune_card(base, out, command, run))
+    better = len(split.val) > 0 and after >= before
+    _settle_default(out, better, before, after, log)
+    return TrainResult(out, losses, run, made_default=better)
 
 
 __all__ = [
