@@ -191,24 +191,25 @@ def _state() -> LabellerState:
 def _item_json(it: ReviewItem, label: str | None, *, classes: bool = False) -> dict[str, Any]:
     """An item as the page gets it."""
     state = _state()
+    cell = it.cell
     out: dict[str, Any] = {
         "sha256": it.sha256,
         "name": it.name,
         "crop": f"/crop/{it.sha256}",
         "strip": f"/strip/{it.sha256}" if it.strip_path is not None else None,
-        "image": it.image,
-        "image_name": Path(it.image).name,
-        "row": it.row,
-        "col": it.col,
-        "box": list(it.box),
-        "guess": it.guess,
-        "confidence": it.confidence,
-        "model": it.model,
+        "image": cell.image,
+        "image_name": Path(cell.image).name,
+        "row": cell.row,
+        "col": cell.col,
+        "box": list(cell.box),
+        "guess": cell.guess,
+        "confidence": cell.confidence,
+        "model": cell.model,
         "label": label,
-        "class_set": state.class_sets[it.classes],
+        "class_set": state.class_sets[cell.classes],
     }
     if classes:
-        out["classes"] = list(it.classes)
+        out["classes"] = list(cell.classes)
     return out
 
 
@@ -333,14 +334,16 @@ def grid() -> Response:
     remaining: dict[str, int] = {}
     for it in index.items:
         if it.sha256 not in done:
-            remaining[it.guess] = remaining.get(it.guess, 0) + 1
+            remaining[it.cell.guess] = remaining.get(it.cell.guess, 0) + 1
     wanted = request.args.get("class")
     if wanted is None:
         wanted = max(remaining, key=lambda c: remaining[c]) if remaining else ""
     elif len(wanted) > 16:
         raise ApiError(400, "query parameter 'class' is too long")
     items = [
-        _item_json(it, None) for it in index.items if it.guess == wanted and it.sha256 not in done
+        _item_json(it, None)
+        for it in index.items
+        if it.cell.guess == wanted and it.sha256 not in done
     ][:limit]
     classes = [{"class": c, "remaining": remaining[c]} for c in sorted(remaining, key=_class_key)]
     return jsonify(
@@ -356,7 +359,7 @@ def label() -> Response:
     it = _known_item(body.get("sha256"))
     client = _client_of(body)
     try:
-        value = normalize_label(body.get("label"), it.classes)
+        value = normalize_label(body.get("label"), it.cell.classes)
     except LabelError as e:
         raise ApiError(400, str(e)) from None
     record = _record_or_409(it)
@@ -378,9 +381,9 @@ def confirm() -> Response:
     items = [_known_item(s, "sha256s") for s in shas]
     wanted = body.get("class")
     try:
-        value = normalize_label(wanted, items[0].classes)
+        value = normalize_label(wanted, items[0].cell.classes)
         for it in items[1:]:
-            normalize_label(value, it.classes)
+            normalize_label(value, it.cell.classes)
     except LabelError as e:
         raise ApiError(400, str(e)) from None
     records = [_record_or_409(it) for it in items]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gridreader.errors import DataError, LabelError
-from gridreader.formats.review import parse_sidecar, sidecar_stem
+from gridreader.formats.review import ReviewCell, parse_sidecar, sidecar_stem
 from labeller.store import CropRecord
 
 MAX_CROP_BYTES = 20 * 1024 * 1024
@@ -34,21 +34,23 @@ MAX_STRIP_BYTES = 50 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ReviewItem:
-    """One uncertain cell: its crop, its row strip and what the model said."""
+    """One uncertain cell: what its sidecar says (``cell``) and its files.
 
+    Attributes:
+        cell: where the cell is and what the model said, as the sidecar has it.
+        sha256: the crop's sha256 (the item's key).
+        name: the crop's file name.
+        crop_path: the crop file, inside ``review_dir``.
+        strip_path: the row strip, or ``None`` if the cell has none.
+        review_dir: the (resolved) review folder the item was found in.
+    """
+
+    cell: ReviewCell
     sha256: str
     name: str
     crop_path: Path
     strip_path: Path | None
     review_dir: Path
-    image: str
-    row: int
-    col: int
-    box: tuple[int, int, int, int]
-    guess: str
-    confidence: float
-    model: str
-    classes: tuple[str, ...]
 
     def read_crop(self) -> bytes:
         """The crop's PNG bytes, checked against the hash it was indexed under.
@@ -76,17 +78,18 @@ class ReviewItem:
         Raises:
             LabelError: the crop file cannot be read back unchanged.
         """
+        cell = self.cell
         return CropRecord(
             sha256=self.sha256,
             png=self.read_crop() if png is None else png,
             path=str(self.crop_path),
-            image=self.image,
-            row=self.row,
-            col=self.col,
-            model=self.model,
-            guess=self.guess,
-            confidence=self.confidence,
-            classes=self.classes,
+            image=cell.image,
+            row=cell.row,
+            col=cell.col,
+            model=cell.model,
+            guess=cell.guess,
+            confidence=cell.confidence,
+            classes=cell.classes,
         )
 
 
@@ -133,7 +136,7 @@ def number_class_sets(
     """
     out = dict(known)
     for it in items:
-        out.setdefault(it.classes, len(out))
+        out.setdefault(it.cell.classes, len(out))
     return out
 
 
@@ -237,7 +240,7 @@ def scan_review_dirs(folders: Sequence[Path], cache: _Cache) -> tuple[ReviewInde
                 duplicates += 1
                 continue
             seen[item.sha256] = item
-            found.append((item.confidence, order, item.name, item))
+            found.append((item.cell.confidence, order, item.name, item))
     found.sort(key=lambda t: (t[0], t[1], t[2]))
     items = tuple(t[3] for t in found)
     name_count: dict[str, int] = {}
@@ -398,21 +401,13 @@ def _read_sidecar(sidecar: Path, folder: Path) -> ReviewItem:
         candidate = _member(folder, meta.row_strip, sidecar, "row_strip")
         if read_inside(candidate, folder, MAX_STRIP_BYTES) is not None:
             strip_path = candidate
-    cell = meta.cell
     return ReviewItem(
+        cell=meta.cell,
         sha256=meta.sha256,
         name=meta.crop,
         crop_path=crop_path,
         strip_path=strip_path,
         review_dir=folder,
-        image=cell.image,
-        row=cell.row,
-        col=cell.col,
-        box=cell.box,
-        guess=cell.guess,
-        confidence=cell.confidence,
-        model=cell.model,
-        classes=cell.classes,
     )
 
 

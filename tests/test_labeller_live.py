@@ -58,7 +58,7 @@ def test_new_crops_join_the_queue_in_confidence_order(tmp_path: Path) -> None:
     assert [it.sha256 for it in index.items] == queue_order(both)
     assert index.problems == ()
     assert set(index.order) == {c.sha256 for c in both}
-    assert index.class_sets == {index.items[0].classes: 0}
+    assert index.class_sets == {index.items[0].cell.classes: 0}
 
 
 def test_a_changed_folder_is_noticed_without_forcing(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from gridreader.classes import parse_classes
 from gridreader.errors import DataError, LabelError
+from gridreader.formats.review import ReviewCell
 from gridreader.imageio import encode_png
 from labeller.locate import locate_crop
 from labeller.review import load_review_dirs
@@ -131,8 +132,17 @@ def test_index_orders_by_confidence_and_reads_every_field(tmp_path: Path) -> Non
     assert index.problems == ()
     first = index.items[0]
     cell = next(c for c in cells if c.sha256 == first.sha256)
-    assert (first.row, first.col, first.guess) == (cell.row, cell.col, cell.guess)
-    assert first.classes == CLASSES
+    x0, y0 = 100 + cell.col * CELL_W, 50 + cell.row * CELL_H
+    assert first.cell == ReviewCell(
+        image="/data/img1.png",
+        row=cell.row,
+        col=cell.col,
+        box=(x0, y0, x0 + CELL_W, y0 + CELL_H),
+        guess=cell.guess,
+        confidence=cell.confidence,
+        model="gridreader-v1",
+        classes=CLASSES,
+    )
     assert first.strip_path is not None and first.strip_path.name == f"img1.r{cell.row:03d}.row.png"
     assert first.read_crop() == (tmp_path / "review" / cell.name).read_bytes()
     assert index.by_name[cell.name] == cell.sha256
