@@ -31,7 +31,7 @@ from capture.config import (
     select_targets,
 )
 from gridreader.errors import CaptureError, ImageLoadError
-from gridreader.formats.shots import build_stem, write_shot_files
+from gridreader.formats.shots import PageCells, ShotSidecar, build_stem, write_shot_files
 from gridreader.host import iso_utc
 from gridreader.imageio import load_image, write_atomic
 
@@ -352,6 +352,7 @@ def write_shot(
 
     ``cells`` (from :func:`capture.browser.table_cells`) become the sidecar's
     ``cells``: every cell's box in the image's pixels (see :func:`cells_in_image`).
+    The sidecar's fields and format are :class:`gridreader.formats.shots.ShotSidecar`'s.
 
     Raises:
         CaptureError: the browser returned something that is not a usable image.
@@ -366,22 +367,22 @@ def write_shot(
     expected = (round((x1 - x0) * browser.scale), round((y1 - y0) * browser.scale))
     if abs(expected[0] - width) > 1 or abs(expected[1] - height) > 1:
         log.warning("%s: image is %dx%d px, expected %dx%d", stem, width, height, *expected)
-    sidecar: dict[str, Any] = {
-        "target": target.name,
-        "url": target.url,
-        "selector": target.table,
-        "page": page,
-        "time": iso_utc(),
-        "scale": browser.scale,
-        "viewport": list(browser.viewport),
-        "browser": browser.version,
-        "sha256": hashlib.sha256(shot.png).hexdigest(),
-        "box": list(shot.box),
-        "image_size": [width, height],
-        "fonts": fonts,
-        "shape": list(target.shape) if target.shape else None,
-        "cells": cells_in_image(cells, shot.box, browser.scale, (width, height), stem),
-    }
+    sidecar = ShotSidecar(
+        target=target.name,
+        url=target.url,
+        selector=target.table,
+        page=page,
+        time=iso_utc(),
+        scale=browser.scale,
+        viewport=browser.viewport,
+        browser=browser.version,
+        sha256=hashlib.sha256(shot.png).hexdigest(),
+        box=shot.box,
+        image_size=(width, height),
+        fonts=fonts,
+        shape=target.shape,
+        cells=cells_in_image(cells, shot.box, browser.scale, (width, height), stem),
+    )
     return write_shot_files(out, stem, shot.png, sidecar)
 
 
@@ -391,7 +392,7 @@ def cells_in_image(
     scale: float,
     size: tuple[int, int],
     stem: str = "",
-) -> dict[str, Any] | None:
+) -> PageCells | None:
     """The table's cells in screenshot pixels, for the sidecar; None when the
     page's table is not one rectangle of cells.
 
@@ -403,8 +404,8 @@ def cells_in_image(
     height) is not recorded (``batch`` then searches the picture as usual).
 
     Returns:
-        ``{"rows": R, "cols": C, "header_rows": H, "boxes": [[[x0, y0, x1,
-        y1], ...] * C] * R}``, floats in image pixels, x1/y1 exclusive.
+        ``R`` rows of ``C`` boxes ``(x0, y0, x1, y1)``, floats in image pixels
+        rounded to 0.01, x1/y1 exclusive, and the number of header rows.
     """
     if not cells or not cells.get("rows"):
         return None
@@ -436,24 +437,19 @@ def cells_in_image(
     if why:
         log.info("%s: cell boxes not recorded (the table has %s)", stem, why)
         return None
-    boxes = [
-        [
-            [
+    boxes = tuple(
+        tuple(
+            (
                 round((c[0] - x0) * scale, 2),
                 round((c[1] - y0) * scale, 2),
                 round((c[2] - x0) * scale, 2),
                 round((c[3] - y0) * scale, 2),
-            ]
+            )
             for c in r
-        ]
+        )
         for r in rows
-    ]
-    return {
-        "rows": len(rows),
-        "cols": cols,
-        "header_rows": int(cells.get("header_rows", 0)),
-        "boxes": boxes,
-    }
+    )
+    return PageCells(len(rows), cols, int(cells.get("header_rows", 0)), boxes)
 
 
 def append_report(out: Path, result: TargetResult) -> None:

@@ -1,7 +1,8 @@
 """What a capture sidecar (``STEM.json`` beside ``STEM.png``) tells the grid search.
 
 ``gridreader capture`` records, beside each screenshot, the target's shape hint
-(``shape``) and every cell's box as laid out by the browser (``cells``). A
+(``shape``) and every cell's box as laid out by the browser (``cells``);
+:mod:`gridreader.formats.shots` reads the file, this module judges it. A
 sidecar made for this very image (same ``image_size``) gives the grid outright;
 one made for another size is ignored with a warning, and an image without a
 sidecar is searched as usual.
@@ -9,15 +10,12 @@ sidecar is searched as usual.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from gridreader.errors import one_line
-from gridreader.formats.shots import sidecar_path
+from gridreader.formats.shots import read_shot_layout, sidecar_path
 from gridreader.types import Grid, Shape, parse_shape
 
 # Cells of one row share their top and bottom, cells of one column their left
@@ -50,35 +48,30 @@ def read_page_hints(image: Path, size: tuple[int, int], shape: Shape | None) -> 
             page's cells are used only when they have this shape.
     """
     path = sidecar_path(image)
-    if not path.is_file():
-        return PageHints(None, shape)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        return PageHints(
-            None, shape, (f"{path}: unreadable sidecar ignored ({one_line(e, None)})",)
-        )
-    # Another program's JSON that happens to share the stem: not ours to judge.
-    if not isinstance(data, dict) or "image_size" not in data:
+    layout, unreadable = read_shot_layout(image)
+    if unreadable:
+        return PageHints(None, shape, (f"{path}: unreadable sidecar ignored ({unreadable})",))
+    if layout is None:
         return PageHints(None, shape)
     w, h = size
-    if data["image_size"] != [w, h]:
-        made = data["image_size"]
-        made_for = f"{made[0]}x{made[1]}" if _is_pair(made) else repr(made)
+    if not layout.made_for(size):
         return PageHints(
             None,
             shape,
-            (f"{path}: made for a {made_for} image, {image.name} is {w}x{h}; sidecar ignored",),
+            (
+                f"{path}: made for a {layout.made_for_text()} image, {image.name} is {w}x{h}"
+                "; sidecar ignored",
+            ),
         )
-    if shape is None and isinstance(data.get("shape"), list) and _is_pair(data["shape"]):
+    if shape is None and layout.shape is not None:
         try:
-            shape = parse_shape(f"{data['shape'][0]}x{data['shape'][1]}")
+            shape = parse_shape(f"{layout.shape[0]}x{layout.shape[1]}")
         except ValueError:
             shape = None
-    cells = data.get("cells")
-    if cells is None:
+    if layout.cells is None:
         return PageHints(None, shape)
-    grid, problem = _grid_from_cells(cells, size)
+    boxes, problem = layout.cell_boxes()
+    grid, problem = _grid_from_boxes(boxes, size) if boxes is not None else (None, problem)
     if grid is None:
         return PageHints(None, shape, (f"{path}: cell boxes ignored ({problem})",))
     if shape is not None and grid.shape != shape:
@@ -93,20 +86,13 @@ def read_page_hints(image: Path, size: tuple[int, int], shape: Shape | None) -> 
     return PageHints(grid, shape)
 
 
-def _grid_from_cells(cells: Any, size: tuple[int, int]) -> tuple[Grid | None, str]:
-    """The grid whose edges are the page's cell boxes, or ``(None, why not)``.
+def _grid_from_boxes(boxes: np.ndarray, size: tuple[int, int]) -> tuple[Grid | None, str]:
+    """The grid whose edges are the page's cell boxes (``rows x cols x 4``), or
+    ``(None, why not)``.
 
     Cells that touch share an edge; where the table leaves space between its
     cells (``border-spacing``), the edge runs through the middle of it.
     """
-    try:
-        boxes = np.asarray(cells["boxes"], float)
-    except (KeyError, TypeError, ValueError):
-        return None, "no boxes"
-    if boxes.ndim != 3 or boxes.shape[2] != 4 or boxes.shape[0] * boxes.shape[1] < 2:
-        return None, "not rows of [x0, y0, x1, y1] boxes"
-    if not np.isfinite(boxes).all():
-        return None, "not numbers"
     w, h = size
     x0, y0, x1, y1 = (boxes[..., i] for i in range(4))
     if x0.min() < -_ALIGN_PX or y0.min() < -_ALIGN_PX or x1.max() > w + _ALIGN_PX:
@@ -139,11 +125,3 @@ def _edges(starts: np.ndarray, ends: np.ndarray, limit: int) -> tuple[float, ...
     if (np.diff(edges) <= 0).any():
         return None
     return tuple(float(v) for v in edges)
-
-
-def _is_pair(value: object) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    )

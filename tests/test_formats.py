@@ -24,11 +24,15 @@ from gridreader.formats.review import (
     write_review_files,
 )
 from gridreader.formats.shots import (
+    PageCells,
     Shot,
+    ShotSidecar,
     build_stem,
     complete_shots,
     parse_stem,
+    read_shot_layout,
     remove_target_shots,
+    write_shot_files,
 )
 
 
@@ -120,3 +124,70 @@ def test_shot_names(tmp_path: Path) -> None:
     removed = remove_target_shots(tmp_path, "t-1")
     assert sorted(removed) == ["t-1-20240501T070809Z"] * 2 + ["t-1-20240501T070809Z-p1"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["u-20240501T070809Z.png"]
+
+
+def test_shot_sidecar_round_trip(tmp_path: Path) -> None:
+    boxes = ((1.0, 2.0, 11.5, 12.0), (11.5, 2.0, 21.0, 12.0))
+    sidecar = ShotSidecar(
+        target="t-1",
+        url="http://127.0.0.1:8000/t.html",
+        selector="#t",
+        page=None,
+        time="2024-05-01T07:08:09Z",
+        scale=1.25,
+        viewport=(1280, 800),
+        browser="Chromium 126",
+        sha256=hashlib.sha256(b"png").hexdigest(),
+        box=(8, 10, 30, 20),
+        image_size=(28, 13),
+        fonts="loaded",
+        shape=(1, 2),
+        cells=PageCells(rows=1, cols=2, header_rows=1, boxes=(boxes,)),
+    )
+    png = write_shot_files(tmp_path, "t-1-20240501T070809Z", b"png", sidecar)
+    assert png == tmp_path / "t-1-20240501T070809Z.png" and png.read_bytes() == b"png"
+    # The fields, in order, as capture has always written them.
+    text = (tmp_path / "t-1-20240501T070809Z.json").read_text()
+    assert text.endswith("}\n") and '\n  "target": "t-1",\n' in text
+    assert list(json.loads(text)) == [
+        "target",
+        "url",
+        "selector",
+        "page",
+        "time",
+        "scale",
+        "viewport",
+        "browser",
+        "sha256",
+        "box",
+        "image_size",
+        "fonts",
+        "shape",
+        "cells",
+    ]
+    assert json.loads(text)["cells"] == {
+        "rows": 1,
+        "cols": 2,
+        "header_rows": 1,
+        "boxes": [[list(b) for b in boxes]],
+    }
+    layout, problem = read_shot_layout(png)
+    assert problem == "" and layout is not None
+    assert layout.made_for((28, 13)) and not layout.made_for((13, 28))
+    assert (layout.made_for_text(), layout.shape) == ("28x13", (1, 2))
+    got, why = layout.cell_boxes()
+    assert why == "" and got is not None and got.tolist() == [[list(b) for b in boxes]]
+
+
+def test_shot_layout_of_other_or_broken_json(tmp_path: Path) -> None:
+    png = tmp_path / "a.png"
+    assert read_shot_layout(png) == (None, "")  # no sidecar
+    (tmp_path / "a.json").write_text('{"title": "notes"}')
+    assert read_shot_layout(png) == (None, "")  # another program's JSON
+    (tmp_path / "a.json").write_text("{not json")
+    layout, why = read_shot_layout(png)
+    assert layout is None and why.startswith("Expecting property name")
+    (tmp_path / "a.json").write_text('{"image_size": "big", "shape": [2, "x"], "cells": []}')
+    layout, why = read_shot_layout(png)
+    assert why == "" and layout is not None and layout.shape is None
+    assert layout.made_for_text() == "'big'" and layout.cell_boxes() == (None, "no boxes")

@@ -154,10 +154,10 @@ def _page_cells(rows: int, cols: int, **change: Any) -> dict[str, Any]:
 def test_page_cells_become_image_pixels() -> None:
     got = cells_in_image(_page_cells(2, 3), (90, 20, 230, 100), 1.25, (175, 100))
     assert got is not None
-    assert (got["rows"], got["cols"], got["header_rows"]) == (2, 3, 1)
+    assert (got.rows, got.cols, got.header_rows) == (2, 3, 1)
     # (100 - 90) * 1.25 = 12.5, (50 - 20) * 1.25 = 37.5, ...
-    assert got["boxes"][0][0] == [12.5, 37.5, 62.5, 62.5]
-    assert got["boxes"][1][2] == [112.5, 62.5, 162.5, 87.5]
+    assert got.boxes[0][0] == (12.5, 37.5, 62.5, 62.5)
+    assert got.boxes[1][2] == (112.5, 62.5, 162.5, 87.5)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,6 @@ parses it; batch, nightly, eval, capture and the labeller call these functions:
 - :mod:`gridreader.formats.review`: ``OUT/review/`` (cell crops, row strips, sidecars);
 - :mod:`gridreader.formats.records`: ``OUT/.gridreader/STEM.json``, batch's per-image records;
 - :mod:`gridreader.formats.report`: ``OUT/report.jsonl``, one line per image;
-- :mod:`gridreader.formats.shots`: capture's screenshots and their sidecars (names and
-  files; capture builds a sidecar's fields, :mod:`gridreader.sidecar` reads its geometry).
+- :mod:`gridreader.formats.shots`: capture's screenshots and their sidecars (names, files
+  and fields; capture fills a sidecar in, :mod:`gridreader.sidecar` judges its geometry).
 """
