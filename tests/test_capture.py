@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+from chromium import CHROME_FLAGS
 
 from capture import browser as br
 from capture.config import BrowserConfig
@@ -393,12 +394,7 @@ def test_browser_flags_and_profile_removed(
 ) -> None:
     flags = br.chromium_flags(BrowserConfig(window=(1400, 1000), scale=1.5), "/tmp/prof")
     for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *CHROME_FLAGS,
         "--user-data-dir=/tmp/prof",
         "--window-size=1400,1000",
         "--force-device-scale-factor=1.5",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from chromium import chrome_driver
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -29,31 +26,11 @@ from labeller.store import LabelStore
 
 pytestmark = pytest.mark.browser
 
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,1000",
-)
-
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[WebDriver]:
-    profile = tempfile.mkdtemp(prefix="labeller-chrome-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for flag in CHROME_FLAGS:
-        opts.add_argument(flag)
-    opts.add_argument(f"--user-data-dir={profile}")
-    drv = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=opts)
-    try:
+    with chrome_driver((1280, 1000), profile_prefix="labeller-chrome-") as drv:
         yield drv
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from chromium import CHROMEDRIVER, CHROMIUM
 from conftest import child_processes
 
 from capture import browser as br
@@ -157,7 +158,7 @@ def test_nightly_killed_alone_during_capture_takes_its_browser_with_it(
 
 
 def test_a_closed_browser_leaves_no_process_and_no_profile() -> None:
-    browser = br.start_browser(BrowserConfig(), "/usr/bin/chromium", "/usr/bin/chromedriver")
+    browser = br.start_browser(BrowserConfig(), CHROMIUM, CHROMEDRIVER)
     guard = browser.driver.service.process.pid
     assert "guard.py" in _cmdline(guard)
     below = [guard, *child_processes(guard)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -13,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import chrome_driver
 from conftest import ClearTable
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
@@ -156,32 +154,11 @@ def test_render_report_escapes_every_text() -> None:
 
 # --- the page in Chromium ------------------------------------------------------------------
 
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,900",
-)
-
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[WebDriver]:
-    profile = tempfile.mkdtemp(prefix="report-chrome-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for flag in CHROME_FLAGS:
-        opts.add_argument(flag)
-    opts.add_argument(f"--user-data-dir={profile}")
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=opts)
-    try:
+    with chrome_driver((1280, 900), profile_prefix="report-chrome-", browser_log=True) as drv:
         yield drv
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 # Every thumbnail scrolled into view (they load lazily), then their state.

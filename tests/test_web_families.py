@@ -13,13 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chromium import CHROMEDRIVER, CHROMIUM
 from PIL import Image
 
 from capture.webpages import FAMILIES, PageSpec, Rendered, page_html, render_pages
 from gridreader.grid import cell_boxes, find_grid
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 
 _VALUES = (
     ("7", "23", "", "0", "36"),
