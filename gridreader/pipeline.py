@@ -377,14 +377,18 @@ def classify(items: list[Analysed], classifier: Classifier) -> list[tuple[Analys
 # A row is text when most of its cells are read less surely than nearly all
 # (95%) of the table's other cells, and its typical cell is read unsurely.
 _BODY_QUANTILE = 0.05
-_TEXT_ROW_CONFIDENCE = 0.9
+_TEXT_ROW_CONFIDENCE = 0.85
+_TEXT_ROW_SHARE = 0.6
+# A table at most this share blank is dense.
+_DENSE_BLANK = 0.25
 
 
 def stray_rows(conf: np.ndarray, blank: np.ndarray) -> tuple[int, int]:
     """How many rows at the top and at the bottom of a read table are not
     table: text the network reads only unsurely where it reads the other rows
     surely (words, column letters), or a lone blank row at an end (a card's
-    padding, a footer line's band) in a table with no other blank row.
+    padding, a footer line's band) in a dense table (at most a quarter of its
+    other cells blank) with no other blank row.
 
     Relative, so a table of hard cells (faint handwriting) keeps its first
     row: that row is then no less sure than the rest; and a sheet with blank
@@ -404,13 +408,16 @@ def stray_rows(conf: np.ndarray, blank: np.ndarray) -> tuple[int, int]:
 
     def is_stray(r: int) -> bool:
         if blank_rows[r]:
-            return int(blank_rows.sum()) == 1
+            # A puzzle grid may well have a row without givens; a dense
+            # table has no whole blank row by chance.
+            body_blank = np.delete(blank, r, axis=0)
+            return int(blank_rows.sum()) == 1 and body_blank.mean() <= _DENSE_BLANK
         body = np.delete(conf, r, axis=0)
         floor = float(np.quantile(body, _BODY_QUANTILE))
         row = conf[r]
         return bool(
             np.median(row) < min(floor, _TEXT_ROW_CONFIDENCE)
-            and np.count_nonzero(row < floor) * 2 >= row.size
+            and np.count_nonzero(row < floor) >= _TEXT_ROW_SHARE * row.size
         )
 
     return int(is_stray(0)), int(is_stray(rows - 1))

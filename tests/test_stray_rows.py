@@ -58,3 +58,18 @@ def test_a_lone_blank_end_row_is_padding() -> None:
     # Blank cells scattered through the rows are cells, not padding.
     scattered = np.eye(4, 5, dtype=bool)
     assert stray_rows(conf, scattered) == (0, 0)
+
+
+def test_a_sparse_table_keeps_a_blank_end_row() -> None:
+    # A puzzle grid: most cells blank, and a first row without givens.
+    conf = np.ones((4, 5))
+    blank = np.array(
+        [[1, 1, 1, 1, 1], [1, 0, 1, 1, 0], [0, 1, 1, 0, 1], [1, 1, 0, 1, 1]], dtype=bool
+    )
+    assert stray_rows(conf, blank) == (0, 0)
+
+
+def test_a_handwritten_first_row_with_two_hard_cells_is_kept() -> None:
+    # Median 0.875: two hard cells of four are no header of words.
+    conf = np.array([[0.43, 0.91, 0.97, 0.84], *[[0.99, 0.9, 1.0, 0.95]] * 5])
+    assert stray_rows(conf, _none(conf)) == (0, 0)

@@ -573,18 +573,25 @@ def _shadow(rng: np.random.Generator, frame: tuple[int, int]) -> np.ndarray:
     return 1.0 - float(rng.uniform(0.2, 0.45)) * soft
 
 
+# The committed photo set's first seed.
+PHOTO_SEED_BASE = 10_000
+
+
 def write_photo_set(
     folder: str | os.PathLike[str],
     per_family: int,
     mnist: tuple[np.ndarray, np.ndarray] | MnistGlyphs,
     families: tuple[str, ...] = tuple(FAMILIES),
+    seed_base: int = PHOTO_SEED_BASE,
 ) -> list[Path]:
     """Write ``per_family`` photos of each family in the dev bench's format.
 
     Each photo ``FAMILY-NN.jpg`` gets ``FAMILY-NN.csv`` (the truth, an empty
     field for an empty cell) and ``FAMILY-NN.boxes.json`` (``style`` is the
     family, plus ``heldout``, ``tilt``, ``rows``, ``cols`` and ``boxes``).
-    Seeds are fixed per family and index, so the set is reproducible.
+    Seeds are fixed per family and index (from ``seed_base``: the committed
+    set's by default, another for fresh photos of the same families), so the
+    set is reproducible.
 
     Returns:
         The photos written.
@@ -596,7 +603,7 @@ def write_photo_set(
     for fi, name in enumerate(families):
         fam = _family(name)
         for k in range(per_family):
-            p = render_photo(fam, seed=10_000 + 100 * fi + k, mnist=glyphs)
+            p = render_photo(fam, seed=seed_base + 100 * fi + k, mnist=glyphs)
             stem = out / f"{name}-{k:02d}"
             csv_text = "".join(
                 ",".join("" if v is None else str(v) for v in row) + "\n" for row in p.values
@@ -626,10 +633,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out")
     ap.add_argument("--per-family", type=int, default=10)
     ap.add_argument("--mnist", default="data/mnist/mnist-digits.npz")
+    ap.add_argument(
+        "--seed-base",
+        type=int,
+        default=PHOTO_SEED_BASE,
+        help=f"first seed (default {PHOTO_SEED_BASE}: the committed set); another: fresh photos",
+    )
     args = ap.parse_args(argv)
     data = load_mnist(args.mnist)
     # Evaluation material: handwriting from the test split only.
-    paths = write_photo_set(args.out, args.per_family, (data.x_test, data.y_test))
+    paths = write_photo_set(
+        args.out, args.per_family, (data.x_test, data.y_test), seed_base=args.seed_base
+    )
     print(f"{len(paths)} photos in {args.out}")
     return 0
 
