@@ -284,15 +284,17 @@ def _keep_freed_memory() -> None:
     # Every image allocates and frees page-sized arrays. glibc serves blocks
     # over 128 KB by mmap and returns them to the kernel on free, so each
     # image's arrays are page-faulted in afresh (78,000 faults for the dev
-    # bench). Kept on the heap instead, they are reused: a handful of faults,
-    # the same peak memory. Not glibc (or no libc found): nothing to do.
+    # bench). Kept on the heap instead, they are reused: a handful of faults.
+    # Only up to 4 MB, though: a big page's maps (a 2400 px analysis frame)
+    # kept on the heap as well fragmented it, for 30-40 MB more per worker.
+    # Not glibc (or no libc found): nothing to do.
     import ctypes
     import ctypes.util
 
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 64 << 20)
-        libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+        libc.mallopt(_M_MMAP_THRESHOLD, 4 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 32 << 20)
     except (OSError, AttributeError):
         pass
 
