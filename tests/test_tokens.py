@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 from gridreader.grid.ink import measure_ink
 from gridreader.grid.lattice import group_lines, lattice_edges, number_lines
 from gridreader.grid.score import score_grid
-from gridreader.grid.tokens import find_tokens
+from gridreader.grid.tokens import Token, find_tokens
 from gridreader.imaging import to_gray
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -67,3 +67,22 @@ def test_the_lattice_leaves_the_header_out_and_scores_better() -> None:
     assert without.explained >= 12 and without.split == 0
     # A grid one column short leaves a column of numbers outside.
     assert score_grid(numbers, words, rows, cols[:-1]).missed == 4
+
+
+def _token(x: int, y: int, w: int, h: int) -> Token:
+    return Token((x, y, x + w, y + h), 1, True, False, 1.0)
+
+
+def test_a_line_of_prose_with_a_number_is_not_a_table_row() -> None:
+    # Digits 20 px tall. Prose: one number-sized token ("34") among short
+    # lower-case words ("was", "came", "up", "once").
+    row = [_token(10 + 60 * k, 100, 22, 20) for k in range(4)]
+    prose = [
+        _token(10, 200, 22, 20),
+        _token(40, 206, 30, 14),
+        _token(80, 206, 40, 14),
+        _token(130, 206, 18, 14),
+        _token(160, 206, 40, 14),
+    ]
+    kept = number_lines([row, row, prose])
+    assert len(kept) == 2 and all(line[0].box[1] == 100 for line in kept)

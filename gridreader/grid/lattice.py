@@ -58,11 +58,26 @@ def number_lines(lines: list[list[Token]], text_h: float | None = None) -> list[
         nums = [t for t in line if t.number and 0.85 <= (t.box[3] - t.box[1]) / digit_h <= 1.2]
         if not nums:
             continue
+        width = sum(t.box[2] - t.box[0] for t in nums)
         words = sum(t.box[2] - t.box[0] for t in line if t.word)
-        if words > 0.5 * sum(t.box[2] - t.box[0] for t in nums):
+        if words > 0.5 * width:
+            continue
+        # Prose: many short words around a number or two.
+        off = [t.box[2] - t.box[0] for t in line if _off_size(t, digit_h)]
+        if len(off) >= 3 * len(nums) and sum(off) > width:
             continue
         out.append(sorted(nums, key=lambda t: t.box[0]))
     return out
+
+
+def _off_size(t: Token, digit_h: float) -> bool:
+    """A print-sized token that is no number of the table's size: a short
+    word in lower case ("was", "came") or one with a descender ("spun"). A
+    line of prose is mostly such tokens between the few its digits make.
+    Narrow ones (a pill's arcs, brackets, a stray "1") are left out."""
+    w, h = t.box[2] - t.box[0], t.box[3] - t.box[1]
+    size = h / digit_h
+    return (0.5 <= size < 0.85 or 1.2 < size <= 1.6) and w >= 0.6 * h
 
 
 def _band(line: list[Token]) -> tuple[int, int]:
