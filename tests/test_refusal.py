@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from gridreader.cli import main
 from gridreader.errors import NoTableError
@@ -168,6 +168,28 @@ def test_cells_filled_by_badges_hold_glyphs() -> None:
     ys, xs = [r * 40 for r in range(4)], [c * 60 for c in range(5)]
     assert cell_evidence(img, ys, xs).glyphs == 12
     check_cells(img, ys, xs)
+
+
+_PROSE = (
+    "The wheel was spun 294 times today and 34 came up most often.",
+    "Results are updated every 5 minutes; see table 12 for the week.",
+    "Since 304 March the table has paid out 2 times.",
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.",
+)
+
+
+@pytest.mark.parametrize("lines", [1, 3, 8])
+def test_a_page_of_prose_is_refused(lines: int) -> None:
+    # Sentences with numbers in them, under a heading: no table. (Each used
+    # to be read as a one-row "table" of word pieces.)
+    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    img = Image.new("RGB", (900, 320), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    d.text((20, 20), "Results", (20, 20, 20), ImageFont.truetype(str(font), 32))
+    for i in range(lines):
+        d.text((20, 80 + 26 * i), _PROSE[i % 4], (40, 40, 40), ImageFont.truetype(str(font), 16))
+    with pytest.raises(NoTableError, match="no table found"):
+        find_grid(np.asarray(img))
 
 
 def test_the_photo_licences_are_noted() -> None:

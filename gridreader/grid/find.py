@@ -316,6 +316,12 @@ def _best_candidate(
     tokens = find_tokens(maps.glyphs, maps.text_h, gray)
     lattice = lattice_edges(maps, tokens)
     if lattice is None:
+        if structural[2] == "text" and len(structural[0]) >= 2 and len(structural[1]) >= 2:
+            # A block of text with no line of numbers in it is prose.
+            lines = number_lines(group_lines(tokens, maps.text_h), maps.text_h)
+            numbers = [t for line in lines for t in line]
+            if score_grid(numbers, [], structural[0], structural[1]).explained == 0:
+                raise NoTableError("no table found (text without numbers)")
         return structural
     if len(structural[0]) < 2 or len(structural[1]) < 2:
         return lattice[0], lattice[1], "lattice"
