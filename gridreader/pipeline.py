@@ -388,41 +388,57 @@ _DENSE_BLANK = 0.25
 def stray_rows(conf: np.ndarray, blank: np.ndarray) -> tuple[int, int]:
     """How many rows at the top and at the bottom of a read table are not
     table: text the network reads only unsurely where it reads the other rows
-    surely (words, column letters), or a lone blank row at an end (a card's
-    padding, a footer line's band) in a dense table (at most a quarter of its
-    other cells blank) with no other blank row.
+    surely (words, column letters, a caption's lines), or a lone blank row at
+    an end (a card's padding, a footer line's band) in a dense table (at most
+    a quarter of its other cells blank) with no other blank row.
 
     Relative, so a table of hard cells (faint handwriting) keeps its first
     row: that row is then no less sure than the rest; and a sheet with blank
-    rows left at its end keeps them all.
+    rows left at its end keeps them all. Cells read as empty are left out of
+    the comparison: a line of text leaves the cells beyond it blank, and
+    surely so.
 
     Args:
         conf: each cell's confidence, ``(rows, cols)``.
         blank: whether each cell was read as empty, ``(rows, cols)``.
 
     Returns:
-        ``(top, bottom)``, each 0 or 1.
+        ``(top, bottom)``: up to three rows at each end.
     """
     rows = conf.shape[0]
-    if rows < 3:
-        return 0, 0
-    blank_rows: np.ndarray = np.asarray(blank.all(axis=1))
+    top = bottom = 0
+    while top < _MAX_STRAY and rows - top - bottom >= 3:
+        if not _is_stray(conf[top : rows - bottom], blank[top : rows - bottom], 0):
+            break
+        top += 1
+    while bottom < _MAX_STRAY and rows - top - bottom >= 3:
+        if not _is_stray(conf[top : rows - bottom], blank[top : rows - bottom], -1):
+            break
+        bottom += 1
+    return top, bottom
 
-    def is_stray(r: int) -> bool:
-        if blank_rows[r]:
-            # A puzzle grid may well have a row without givens; a dense
-            # table has no whole blank row by chance.
-            body_blank = np.delete(blank, r, axis=0)
-            return int(blank_rows.sum()) == 1 and body_blank.mean() <= _DENSE_BLANK
-        body = np.delete(conf, r, axis=0)
-        floor = float(np.quantile(body, _BODY_QUANTILE))
-        row = conf[r]
-        return bool(
-            np.median(row) < min(floor, _TEXT_ROW_CONFIDENCE)
-            and np.count_nonzero(row < floor) >= _TEXT_ROW_SHARE * row.size
-        )
 
-    return int(is_stray(0)), int(is_stray(rows - 1))
+_MAX_STRAY = 3
+
+
+def _is_stray(conf: np.ndarray, blank: np.ndarray, r: int) -> bool:
+    """Whether row ``r`` of a read table is no table row (see :func:`stray_rows`)."""
+    r = r % conf.shape[0]
+    body_blank = np.delete(blank, r, axis=0)
+    if blank[r].all():
+        # A puzzle grid may well have a row without givens; a dense table
+        # has no whole blank row by chance.
+        return not body_blank.all(axis=1).any() and body_blank.mean() <= _DENSE_BLANK
+    row = conf[r][~blank[r]]
+    if row.size < 2:
+        return False
+    body = np.delete(conf, r, axis=0)
+    read = body[~body_blank]
+    floor = float(np.quantile(read if read.size else body, _BODY_QUANTILE))
+    return bool(
+        np.median(row) < min(floor, _TEXT_ROW_CONFIDENCE)
+        and np.count_nonzero(row < floor) >= _TEXT_ROW_SHARE * row.size
+    )
 
 
 def drop_rows(a: Analysed, top: int, bottom: int) -> Analysed:

@@ -73,3 +73,16 @@ def test_a_handwritten_first_row_with_two_hard_cells_is_kept() -> None:
     # Median 0.875: two hard cells of four are no header of words.
     conf = np.array([[0.43, 0.91, 0.97, 0.84], *[[0.99, 0.9, 1.0, 0.95]] * 5])
     assert stray_rows(conf, _none(conf)) == (0, 0)
+
+
+def test_two_lines_of_a_caption_over_the_table_are_text() -> None:
+    # A caption's two lines fill the first cells only: the rest of their
+    # cells are read as empty, and surely; the words are read unsurely.
+    conf = np.array([[0.42, 0.54, 1.0, 1.0, 1.0], [0.28, 0.17, 1.0, 1.0, 1.0], *[SURE] * 8])
+    blank = np.zeros(conf.shape, bool)
+    blank[0:2, 2:] = True
+    assert stray_rows(conf, blank) == (2, 0)
+    # One unsure word beside blank cells is too little to call a row text.
+    lone = blank.copy()
+    lone[0:2, 1] = True
+    assert stray_rows(conf, lone) == (0, 0)
