@@ -345,20 +345,20 @@ def _best_candidate(
         theirs.explained >= mine.explained - 2 * mine.text_rows * len(structural[1])
     ):
         return lattice[0], lattice[1], "lattice"
-    # Without rules or fills the structure is only a block of ink, no surer
-    # than the lattice; rows far apart (generous padding) split it into
-    # blocks of one row each. Rules and fills can mislead too: a card's
-    # header band is structure that holds no number at all. A lattice that
-    # holds many more of the numbers (half as many again, twice as many
-    # against rules), with no more whole-line faults and only a few more
-    # shared cells, is the table.
-    more = 1.5 if structural[2] == "text" else 2.0
     # A structure around no number at all (a header line, a card's title
     # band) is no number table, whatever the lattice's faults.
     if mine.explained == 0 and theirs.explained >= 2:
         return lattice[0], lattice[1], "lattice"
+    # Without rules or fills the structure is only a block of ink, no surer
+    # than the lattice; rows far apart (generous padding) split it into
+    # blocks of one row each. Rules and fills can mislead too: a card's
+    # header band taken for a row, a table's left columns left out where
+    # the fills stop. A lattice that holds half as many numbers again (and
+    # two more, against rules or fills), with no more whole-line faults and
+    # at most a fifth more shared cells, is the table.
+    extra = 0 if structural[2] == "text" else 2
     if (
-        theirs.explained >= more * mine.explained + (structural[2] != "text") * 2
+        theirs.explained >= 1.5 * mine.explained + extra
         and theirs.faults <= mine.faults
         and theirs.cut <= mine.cut + 0.2 * theirs.explained
     ):
