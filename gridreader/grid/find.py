@@ -334,7 +334,10 @@ def _best_candidate(
     # or padding row, dropped columns), or edges through the numbers, without
     # cutting more of them: token shapes are less certain than rules
     # (handwriting, fragments of glyphs), so ties stay with the structure.
-    fewer_faults = theirs.faults < mine.faults and theirs.cut <= mine.cut
+    # A structure with several whole-line faults may be mended at the cost
+    # of a few more shared cells (letter-spaced digits).
+    slack = 0.05 * theirs.explained if mine.faults >= 2 else 0.0
+    fewer_faults = theirs.faults < mine.faults and theirs.cut <= mine.cut + slack
     fewer_splits = (
         theirs.faults == mine.faults
         and theirs.split == 0
