@@ -80,7 +80,10 @@ def _iou(a: tuple[int, int, int, int], b: list[float]) -> float:
 @pytest.mark.parametrize(
     "family",
     [
-        pytest.param(f, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[f])])
+        pytest.param(
+            f,
+            marks=[pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_FAILURES[f])],
+        )
         if f in KNOWN_FAILURES
         else f
         for f in FAMILIES
