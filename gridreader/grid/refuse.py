@@ -143,16 +143,31 @@ def _flattened(cell: np.ndarray) -> np.ndarray:
     """The cell's grey levels off its background, a plane fitted over it: the
     soft edge of a shadow or a light gradient across a cell is no ink."""
     h, w = cell.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    a = np.stack([np.ones(h * w), xx.ravel() / w, yy.ravel() / h], axis=1)
-    v = cell.astype(np.float64).ravel()
+    v = cell.astype(np.float64)
+    middle = float(np.median(v))
     # Fitted to the background only: ink pixels would tilt the plane.
-    paper = np.abs(v - np.median(v)) < _INK_STEP
-    if paper.sum() < 8:
-        return (v - np.median(v)).reshape(h, w)
-    coef = np.linalg.lstsq(a[paper], v[paper], rcond=None)[0]
-    res = v - a @ coef
-    return (res - np.median(res[paper])).reshape(h, w)
+    paper = np.abs(v - middle) < _INK_STEP
+    n = int(np.count_nonzero(paper))
+    if n < 8:
+        return v - middle
+    # Least squares by its normal equations: a 3x3 system from a few sums,
+    # the same plane as a general solver's, several times faster per cell.
+    x = np.arange(w, dtype=np.float64) / w
+    y = np.arange(h, dtype=np.float64) / h
+    cols = paper.sum(axis=0).astype(np.float64)
+    rows = paper.sum(axis=1).astype(np.float64)
+    pv = np.where(paper, v, 0.0)
+    sx, sy = cols @ x, rows @ y
+    sxy = y @ paper.astype(np.float64) @ x
+    normal = np.array([[n, sx, sy], [sx, cols @ (x * x), sxy], [sy, sxy, rows @ (y * y)]])
+    rhs = np.array([pv.sum(), pv.sum(axis=0) @ x, pv.sum(axis=1) @ y])
+    try:
+        c0, cx, cy = np.linalg.solve(normal, rhs)
+    except np.linalg.LinAlgError:
+        # Paper in one row or column only: no plane to fit, the level will do.
+        return v - middle
+    res = v - (c0 + cx * x[None, :] + cy * y[:, None])
+    return res - float(np.median(res[paper]))
 
 
 def check_cells(gray: np.ndarray, ys: list[int], xs: list[int]) -> None:
