@@ -143,6 +143,7 @@ def _prepare_stack(crops: list[np.ndarray], size: tuple[int, int]) -> np.ndarray
     keep = (areas >= np.maximum(2.0, 0.08 * big)) & (tall | (areas >= 0.25 * big))
     keep &= ~((heights <= 2) & (widths <= 2)) & strong[1:]
     keep &= ~_rule_fragments(comp, hs[owner], ws[owner])
+    keep &= ~_stray_dashes(comp, hs[owner], big)
     kept = np.flatnonzero(keep)
     if kept.size == 0:
         return out
@@ -244,6 +245,19 @@ def _rule_fragments(stats: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.ndarr
     horizontal = flat & ((left & right) | ((top | bottom) & (left | right) & (cw >= 0.4 * w)))
     vertical = narrow & ((top & bottom) | ((left | right) & (top | bottom) & (ch >= 0.5 * h)))
     return horizontal | vertical
+
+
+def _stray_dashes(stats: np.ndarray, h: np.ndarray, big: np.ndarray) -> np.ndarray:
+    """Components that are a short flat dash near the top or bottom of the
+    crop, apart from the glyphs: the curled end of a rounded or hand-drawn
+    border (a theme's sketchy cell outline), never part of a digit (a "7" or
+    a "5" keeps its bar joined to its stroke). ``h`` is each component's crop
+    height, ``big`` the area of its crop's largest component."""
+    y, ch = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_HEIGHT]
+    cw, area = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_AREA]
+    flat = (ch <= np.maximum(3, 0.1 * h)) & (cw >= 3 * ch)
+    outer = (y + ch <= 0.2 * h) | (y >= 0.8 * h)
+    return np.asarray(flat & outer & (area < 0.5 * big))
 
 
 def _erase_edge_rules(ink: np.ndarray, mask: np.ndarray, hs: np.ndarray, ws: np.ndarray) -> None:

@@ -142,6 +142,19 @@ def test_a_number_in_a_roomy_cell_is_ink() -> None:
     assert not prepare_crop(grain).any()
 
 
+def test_the_curled_end_of_a_sketchy_border_is_no_ink() -> None:
+    # A hand-drawn theme's cell outline ends in a short flat stroke near the
+    # top corner, clear of the cell's sides: it used to stretch the ink box
+    # and squash the digits into its bottom half.
+    plain = prepare_crop(cell("31", size=(52, 43), px=18))
+    curled = cell("31", size=(52, 43), px=18)
+    curled[3:5, 30:44] = 40
+    assert np.abs(prepare_crop(curled) - plain).mean() < 0.02
+    # A "7" keeps its bar: it is joined to the stroke.
+    seven = prepare_crop(cell("7", size=(52, 43), px=28))
+    assert seven[: INPUT_SIZE[0] // 3].max() > 0.5
+
+
 def test_ruling_along_the_edges_is_erased() -> None:
     plain = prepare_crop(cell("8"))
     for colour, width in ((0, 1), (0, 2), (150, 1)):
