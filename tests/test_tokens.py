@@ -86,3 +86,12 @@ def test_a_line_of_prose_with_a_number_is_not_a_table_row() -> None:
     ]
     kept = number_lines([row, row, prose])
     assert len(kept) == 2 and all(line[0].box[1] == 100 for line in kept)
+
+
+def test_letter_spaced_digits_do_not_crowd_their_cell() -> None:
+    # "2 8" set apart by letter-spacing (a gap a fifth of the digit height)
+    # is one number; "2" and "8" a space and more apart are two.
+    spaced = [_token(10, 10, 12, 20), _token(26, 10, 12, 20)]
+    apart = [_token(10, 10, 12, 20), _token(40, 10, 12, 20)]
+    assert score_grid(spaced, [], [0.0, 40.0], [0.0, 60.0]).crowded == 0
+    assert score_grid(apart, [], [0.0, 40.0], [0.0, 60.0]).crowded == 1

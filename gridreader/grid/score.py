@@ -9,6 +9,7 @@ outside it.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,7 @@ def score_grid(
     word_n = np.zeros(nr, int)
     weights: list[list[float]] = [[] for _ in range(nr)]
     explained = split = 0
+    members: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
     outside: list[float] = []
     for t in words:
         cx, cy = t.centre
@@ -95,6 +97,7 @@ def score_grid(
                 explained += 1
             i, j = int(np.searchsorted(r, cy)) - 1, int(np.searchsorted(c, cx)) - 1
             counts[i, j] += 1
+            members.setdefault((i, j), []).append(t.box)
             ink[i, j] = True
             number_w[i] += x1 - x0
             weights[i].append(t.weight)
@@ -102,7 +105,9 @@ def score_grid(
             inside_x and r[0] - pr <= cy < r[-1] + pr
         ):
             outside.append(t.weight)
-    crowded = int(np.clip(counts - 1, 0, None).sum())
+    # Digits set apart by letter-spacing are two tokens of one number: only
+    # tokens a space apart crowd a cell.
+    crowded = sum(_groups(boxes) - 1 for boxes in members.values())
     empty = int((~ink.any(axis=1)).sum() + (~ink.any(axis=0)).sum())
     # A line of words, with hardly a number in it: a stray word (two
     # handwritten numbers run together) does not make a row text. A row of
@@ -134,3 +139,16 @@ def _outer_text_rows(texty: np.ndarray) -> int:
                 break
             n += 1
     return min(n, int(texty.sum()))
+
+
+def _groups(boxes: list[tuple[int, int, int, int]]) -> int:
+    """How many numbers the tokens of one cell are: tokens on one line less
+    than half their height apart (letter-spaced digits) are one."""
+    boxes = sorted(boxes)
+    n = 1
+    for a, b in itertools.pairwise(boxes):
+        h = max(a[3] - a[1], b[3] - b[1])
+        same_line = min(a[3], b[3]) - max(a[1], b[1]) > 0.5 * h
+        if not (same_line and b[0] - a[2] < 0.5 * h):
+            n += 1
+    return n
