@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from gridreader.grid.ink import measure_ink
-from gridreader.grid.lattice import group_lines, lattice_edges, number_lines
+from gridreader.grid.lattice import group_lines, lattice_edges, number_lines, pick_block
 from gridreader.grid.score import score_grid
 from gridreader.grid.tokens import Token, find_tokens
 from gridreader.imaging import to_gray
@@ -95,3 +95,17 @@ def test_letter_spaced_digits_do_not_crowd_their_cell() -> None:
     apart = [_token(10, 10, 12, 20), _token(40, 10, 12, 20)]
     assert score_grid(spaced, [], [0.0, 40.0], [0.0, 60.0]).crowded == 0
     assert score_grid(apart, [], [0.0, 40.0], [0.0, 60.0]).crowded == 1
+
+
+def test_a_tightly_set_end_line_is_kept_beside_letter_spaced_ones() -> None:
+    # Three lines whose two-digit numbers come as two tokens each (letter-
+    # spacing), and a first line whose numbers came as one token: it runs
+    # across both halves of each column's band, yet it is a table row.
+    def spaced(y: int) -> list[Token]:
+        return [
+            t for x in (10, 110, 210) for t in (_token(x, y, 12, 20), _token(x + 16, y, 12, 20))
+        ]
+
+    first = [_token(x, 10, 28, 20) for x in (10, 110, 210)]
+    block = pick_block([first, spaced(50), spaced(90), spaced(130)])
+    assert [line[0].box[1] for line in block] == [10, 50, 90, 130]

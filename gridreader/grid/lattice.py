@@ -132,10 +132,13 @@ def _drop_bold_ends(block: list[list[Token]]) -> list[list[Token]]:
 def _drop_straddling(block: list[list[Token]]) -> list[list[Token]]:
     """Drop end lines with a token across two of the others' columns: columns
     share an alignment, text above or below a table does not."""
+    # Letter-spaced digits part a column's band; a number set tighter in
+    # the end line would seem to run across two columns.
+    th = float(np.median([t.box[3] - t.box[1] for line in block for t in line]))
     while len(block) >= 3:
         for end in (0, len(block) - 1):
             others = [t for i, line in enumerate(block) if i != end for t in line]
-            bands = _cover_bands(others)
+            bands = _join_letter_gaps(_cover_bands(others), th)
             if any(_bands_touched(t, bands) >= 2 for t in block[end]):
                 del block[end]
                 break
