@@ -109,15 +109,3 @@ def test_a_tightly_set_end_line_is_kept_beside_letter_spaced_ones() -> None:
     first = [_token(x, 10, 28, 20) for x in (10, 110, 210)]
     block = pick_block([first, spaced(50), spaced(90), spaced(130)])
     assert [line[0].box[1] for line in block] == [10, 50, 90, 130]
-
-
-def test_an_end_line_between_the_columns_is_no_row() -> None:
-    # Three columns at x 10, 110, 210; a sentence's numbers above them fall
-    # in the gaps between the columns ("294" at 55, "34" at 160).
-    rows = [[_token(x, y, 24, 20) for x in (10, 110, 210)] for y in (60, 100, 140)]
-    sentence = [_token(55, 10, 34, 20), _token(160, 10, 24, 20)]
-    block = pick_block([sentence, *rows])
-    assert [line[0].box[1] for line in block] == [60, 100, 140]
-    # A sparse first row whose numbers sit in the columns stays.
-    sparse = [_token(110, 20, 24, 20), _token(210, 20, 12, 20)]
-    assert len(pick_block([sparse, *rows])) == 4

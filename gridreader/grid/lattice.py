@@ -130,9 +130,8 @@ def _drop_bold_ends(block: list[list[Token]]) -> list[list[Token]]:
 
 
 def _drop_straddling(block: list[list[Token]]) -> list[list[Token]]:
-    """Drop end lines with a token across two of the others' columns, or with
-    most of their tokens in no column at all: columns share an alignment,
-    text above or below a table (a sentence with a number in it) does not."""
+    """Drop end lines with a token across two of the others' columns: columns
+    share an alignment, text above or below a table does not."""
     # Letter-spaced digits part a column's band; a number set tighter in
     # the end line would seem to run across two columns.
     th = float(np.median([t.box[3] - t.box[1] for line in block for t in line]))
@@ -140,9 +139,7 @@ def _drop_straddling(block: list[list[Token]]) -> list[list[Token]]:
         for end in (0, len(block) - 1):
             others = [t for i, line in enumerate(block) if i != end for t in line]
             bands = _join_letter_gaps(_cover_bands(others), th)
-            touched = [_bands_touched(t, bands) for t in block[end]]
-            astray = sum(1 for k in touched if k == 0)
-            if max(touched) >= 2 or (len(touched) >= 2 and 2 * astray > len(touched)):
+            if any(_bands_touched(t, bands) >= 2 for t in block[end]):
                 del block[end]
                 break
         else:
