@@ -77,11 +77,11 @@ def unwrap_badge(gray: np.ndarray) -> np.ndarray:
     smaller than the cell), or ``gray`` unchanged where there is none.
 
     Against the cell's background a badge is one solid blob, which the network
-    reads as a "0"; its digits are holes in it. Inside it, filled out to its
-    own colour, the digits are plain ink on a plain ground again, as in a cell
-    filled edge to edge. A glyph is not taken for a badge: a bold "0" or a
-    blurred "28" can be as solid as a pill, but what lies inside it is a
-    counter, a convex hole, where a badge holds digits.
+    reads as a "0". Inside it, filled out to its own colour, the digits are
+    plain ink on a plain ground again, as in a cell filled edge to edge. A
+    glyph is not taken for a badge: a round "0" fails on its aspect or on a
+    counter that is a broad patch and much of the glyph, glyphs run together
+    (a bold "28") on their notched outline, hand-drawn ink on its uneven tone.
     """
     h, w = gray.shape
     if h < 8 or w < 8:
@@ -114,13 +114,11 @@ def unwrap_badge(gray: np.ndarray) -> np.ndarray:
     rim = max(1, round(0.06 * bh))
     core = cv2.erode(filled, np.ones((2 * rim + 1, 2 * rim + 1), np.uint8))
     # Small digits are mostly anti-aliased edge and close few clean holes in
-    # the blob; what marks a badge is ink of its own inside it.
+    # the blob; what marks a badge is ink of its own inside it: thin strokes
+    # on a broad, flat ground (hand-drawn ink is seldom flat). A pill clearly
+    # wider than tall is no glyph's outline and may hold bold digits that
+    # fill much of it.
     text = (cv2.absdiff(inside, np.full_like(inside, colour)) > _BADGE_CONTRAST) & (core > 0)
-    # Digits in a badge are thin strokes on a broad, flat ground; the counter
-    # of a round "0" is a broad patch and much of the glyph, and hand-drawn
-    # ink is seldom flat.
-    # A pill clearly wider than tall is no glyph's outline: it may hold bold
-    # digits that fill much of it.
     wide = bw >= _WIDE * bh
     core_px, text_px = cv2.countNonZero(core), np.count_nonzero(text)
     most = _BADGE_TEXT_WIDE if wide else _BADGE_TEXT
@@ -164,6 +162,5 @@ _BADGE_SOLID = 0.72
 def _fill_holes(blob: np.ndarray) -> np.ndarray:
     """``blob`` (0/1 uint8) with every enclosed hole filled."""
     pad = cv2.copyMakeBorder(blob, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    outside = pad.copy()
-    cv2.floodFill(outside, None, (0, 0), 2)
-    return (outside[1:-1, 1:-1] != 2).astype(np.uint8)
+    cv2.floodFill(pad, None, (0, 0), 2)
+    return (pad[1:-1, 1:-1] != 2).astype(np.uint8)

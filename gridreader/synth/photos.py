@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from gridreader.errors import DataError
+from gridreader.errors import DataError, GridReaderError, one_line
 from gridreader.imageio import load_image, write_atomic
 from gridreader.synth import effects as fx
 from gridreader.synth.fonts import find_fonts, load_font
@@ -640,11 +641,15 @@ def main(argv: list[str] | None = None) -> int:
         help=f"first seed (default {PHOTO_SEED_BASE}: the committed set); another: fresh photos",
     )
     args = ap.parse_args(argv)
-    data = load_mnist(args.mnist)
-    # Evaluation material: handwriting from the test split only.
-    paths = write_photo_set(
-        args.out, args.per_family, (data.x_test, data.y_test), seed_base=args.seed_base
-    )
+    try:
+        data = load_mnist(args.mnist)
+        # Evaluation material: handwriting from the test split only.
+        paths = write_photo_set(
+            args.out, args.per_family, (data.x_test, data.y_test), seed_base=args.seed_base
+        )
+    except GridReaderError as e:
+        print(f"photos: error: {one_line(e)}", file=sys.stderr)
+        return 1
     print(f"{len(paths)} photos in {args.out}")
     return 0
 
