@@ -466,6 +466,15 @@ def _is_gone(element: WebElement) -> bool:
         return not element.is_displayed()
     except StaleElementReferenceException:
         return True
+    except WebDriverException as e:
+        # Asked while the next page replaces the document, chromedriver may
+        # answer with an inspector error instead of a stale reference.
+        if any(m in (e.msg or "") for m in _DETACHED_NODE):
+            return True
+        raise
+
+
+_DETACHED_NODE = ("does not belong to the document", "No node with given id")
 
 
 def _wait_ready(driver: WebDriver, timeout_s: float) -> None:
