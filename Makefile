@@ -77,7 +77,10 @@ samples: $(STAMP) sysdeps-test
 	$(BIN)/python -m capture.samples data/pages data/samples
 
 # The web part of the generated development set (framework CSS vendored under data/web-css).
+# The unseen split's fonts are in no training font list (APT_FONTS) on purpose.
+APT_UNSEEN := fonts-clear-sans fonts-cabin fonts-anonymous-pro fonts-ebgaramond fonts-oxygen
 devset: $(STAMP) sysdeps-test sysdeps-fonts
+	$(call apt_ensure,$(APT_UNSEEN))
 	rm -rf data/devset/web
 	$(BIN)/python -m capture.webpages data/devset/web --count 48
 

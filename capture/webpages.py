@@ -1,14 +1,16 @@
 """Web tables styled by real CSS frameworks, rendered by headless Chromium.
 
 ``python -m capture.webpages OUT`` (``make devset``) writes the web
-part of the development set: ``OUT/dev/`` and ``OUT/heldout/``, each picture
+part of the development set: ``OUT/dev/``, ``OUT/heldout/`` and ``OUT/unseen/``, each picture
 ``NAME.png`` (or ``.jpg``) with ``NAME.csv`` (the table's numbers, an empty
 field for an empty cell) and ``NAME.boxes.json`` (every cell's box from the
 DOM, in picture pixels, device pixel ratio and any downscale included), the
 dev bench's format (``data/bench/README.md``).
 
 The split is by generator settings, not by seed: held-out pages use themes,
-a framework and fonts that no finder rule was developed on.
+a framework and fonts that no finder rule was developed on; unseen pages use
+five more frameworks (Pico, Pure, UIkit, Foundation, Spectre), each with its
+own markup of every family, and fonts that the classifier never trained on.
 """
 
 from __future__ import annotations
@@ -60,6 +62,21 @@ HELDOUT_THEMES = (
     "bulma.min.css",
 )
 HELDOUT_FONTS = ("Lato", "Inconsolata", "DejaVu Sans Mono", "Liberation Serif", "DejaVu Serif")
+# Unseen: frameworks and fonts that neither a finder rule nor the classifier's
+# training ever met (the fonts are in no training font list either).
+UNSEEN_THEMES = (
+    "pico.min.css",
+    "pure-min.css",
+    "uikit-core.min.css",
+    "foundation.min.css",
+    "spectre.min.css",
+)
+UNSEEN_FONTS = ("Clear Sans", "Cabin", "Anonymous Pro", "EB Garamond", "Oxygen Mono")
+SPLITS = {
+    "dev": (DEV_THEMES, DEV_FONTS),
+    "heldout": (HELDOUT_THEMES, HELDOUT_FONTS),
+    "unseen": (UNSEEN_THEMES, UNSEEN_FONTS),
+}
 
 _SCALES = (1.0, 1.0, 1.25, 1.5, 2.0)
 _WINDOW = (1280, 900)
@@ -76,12 +93,205 @@ _PROSE = (
 
 
 @dataclass(frozen=True)
+class Framework:
+    """How one CSS framework marks up each family (its own classes, no inline style).
+
+    Attributes:
+        tables: table classes by family; ``""`` is the default.
+        pill: a number in a badge or pill, with ``{colour}`` and ``{v}``.
+        row: ``<tr>`` attributes of a coloured row, with ``{colour}``; empty
+            where the framework has no row colours (rows stay plain).
+        card: the captured card, with ``{n}`` (results count) and ``{table}``.
+        nav: the page's navigation bar.
+        heading: class of the page's heading.
+        dark_html: ``<html>`` attributes of the dark family.
+        dark_box: class of the captured box of the dark family (an inverse
+            section where the framework themes parts of a page).
+        colours: the framework's names of :data:`_COLOURS`, in that order.
+    """
+
+    tables: dict[str, str]
+    pill: str
+    row: str
+    card: str
+    nav: str
+    heading: str = ""
+    dark_html: str = ""
+    dark_box: str = ""
+    colours: tuple[str, ...] = (
+        "primary",
+        "secondary",
+        "success",
+        "danger",
+        "warning",
+        "info",
+        "dark",
+    )
+
+
+_CARD_BOX = "id='capture' style='display:inline-block;margin:16px'"
+BOOTSTRAP = Framework(
+    tables={
+        "": "table",
+        "striped": "table table-striped",
+        "bordered": "table table-bordered",
+        "dark": "table table-dark",
+        "small-hover": "table table-sm table-hover",
+        "borderless": "table table-borderless",
+        "sheet": "table table-bordered table-sm",
+    },
+    pill="<span class='badge rounded-pill text-bg-{colour}'>{v}</span>",
+    row=" class='table-{colour}'",
+    card=(
+        "<div id='capture' class='card' style='display:inline-block;margin:16px'>"
+        "<div class='card-header'>Last {n} results</div>"
+        "<div class='card-body p-2'>{table}</div></div>"
+    ),
+    nav=(
+        "<nav class='navbar navbar-expand bg-primary' data-bs-theme='dark'>"
+        "<div class='container-fluid'><a class='navbar-brand' href='#'>Wheel 7</a>"
+        "<span class='navbar-text'>Table 12</span></div></nav>"
+    ),
+)
+BULMA = Framework(
+    tables={
+        "": "table",
+        "striped": "table is-striped",
+        "bordered": "table is-bordered",
+        "small-hover": "table is-narrow is-hoverable",
+        "sheet": "table is-bordered is-narrow",
+    },
+    pill="<span class='tag is-rounded is-{colour}'>{v}</span>",
+    row=" class='has-background-{colour}-light'",
+    card=(
+        "<div id='capture' class='card' style='display:inline-block;margin:16px'>"
+        "<header class='card-header'><p class='card-header-title'>Last {n} results</p>"
+        "</header><div class='card-content p-0'>{table}</div></div>"
+    ),
+    nav=(
+        "<nav class='navbar is-dark'><div class='navbar-brand'><a class='navbar-item'>"
+        "Wheel 7</a></div></nav>"
+    ),
+    heading="title",
+    dark_html=" data-theme='dark'",
+)
+PICO = Framework(
+    tables={"": "", "striped": "striped", "coloured-rows": "striped"},
+    pill="<kbd>{v}</kbd>",
+    row="",
+    card="<article " + _CARD_BOX + "><header>Last {n} results</header>{table}</article>",
+    nav=(
+        "<nav><ul><li><strong>Wheel 7</strong></li></ul>"
+        "<ul><li><a href='#'>Table 12</a></li></ul></nav>"
+    ),
+    dark_html=" data-theme='dark'",
+)
+PURE = Framework(
+    tables={
+        "": "pure-table pure-table-horizontal",
+        "striped": "pure-table pure-table-striped",
+        "bordered": "pure-table pure-table-bordered",
+        "sheet": "pure-table pure-table-bordered",
+        "borderless": "pure-table",
+        "dark": "pure-table",
+    },
+    pill="<span class='pure-button pure-button-primary'>{v}</span>",
+    row="",
+    card="<div " + _CARD_BOX + "><h3>Last {n} results</h3>{table}</div>",
+    nav=(
+        "<div class='pure-menu pure-menu-horizontal'>"
+        "<a href='#' class='pure-menu-heading'>Wheel 7</a><ul class='pure-menu-list'>"
+        "<li class='pure-menu-item'><a href='#' class='pure-menu-link'>Table 12</a></li>"
+        "</ul></div>"
+    ),
+)
+UIKIT = Framework(
+    tables={
+        "": "uk-table uk-table-divider",
+        "striped": "uk-table uk-table-striped",
+        "bordered": "uk-table uk-table-divider uk-table-justify",
+        "dark": "uk-table uk-table-divider",
+        "small-hover": "uk-table uk-table-small uk-table-hover uk-table-divider",
+        "borderless": "uk-table",
+        "sheet": "uk-table uk-table-small uk-table-divider",
+    },
+    pill="<span class='uk-badge'>{v}</span>",
+    row="",
+    card=(
+        "<div id='capture' class='uk-card uk-card-default' "
+        "style='display:inline-block;margin:16px'><div class='uk-card-header'>"
+        "<h3 class='uk-card-title'>Last {n} results</h3></div>"
+        "<div class='uk-card-body'>{table}</div></div>"
+    ),
+    nav=(
+        "<nav class='uk-navbar-container'><div class='uk-navbar-left'>"
+        "<a class='uk-navbar-item uk-logo' href='#'>Wheel 7</a></div></nav>"
+    ),
+    heading="uk-heading-small",
+    dark_box="uk-section-secondary uk-light",
+)
+FOUNDATION = Framework(
+    tables={
+        "": "unstriped",
+        "striped": "",
+        "bordered": "",
+        "small-hover": "hover unstriped",
+        "coloured-rows": "",
+        "sheet": "",
+    },
+    pill="<span class='badge {colour}'>{v}</span>",
+    row="",
+    card=(
+        "<div id='capture' class='card' style='display:inline-block;margin:16px'>"
+        "<div class='card-divider'>Last {n} results</div>"
+        "<div class='card-section'>{table}</div></div>"
+    ),
+    nav=(
+        "<div class='top-bar'><div class='top-bar-left'><ul class='menu'>"
+        "<li class='menu-text'>Wheel 7</li><li><a href='#'>Table 12</a></li></ul></div></div>"
+    ),
+    colours=("primary", "secondary", "success", "alert", "warning", "primary", "secondary"),
+)
+SPECTRE = Framework(
+    tables={
+        "": "table",
+        "striped": "table table-striped",
+        "small-hover": "table table-hover",
+        "sheet": "table table-striped",
+    },
+    pill="<span class='label label-rounded label-{colour}'>{v}</span>",
+    row=" class='active'",
+    card=(
+        "<div id='capture' class='card' style='display:inline-block;margin:16px'>"
+        "<div class='card-header'><div class='card-title h5'>Last {n} results</div></div>"
+        "<div class='card-body'>{table}</div></div>"
+    ),
+    nav=(
+        "<header class='navbar'><section class='navbar-section'>"
+        "<a href='#' class='navbar-brand mr-2'>Wheel 7</a>"
+        "<a href='#' class='btn btn-link'>Table 12</a></section></header>"
+    ),
+    colours=("primary", "secondary", "success", "error", "warning", "primary", "secondary"),
+)
+
+
+_FRAMEWORKS = {
+    "bulma": BULMA,
+    "pico": PICO,
+    "pure": PURE,
+    "uikit": UIKIT,
+    "foundation": FOUNDATION,
+    "spectre": SPECTRE,
+}
+
+
+@dataclass(frozen=True)
 class PageSpec:
     """One page to render.
 
     Attributes:
         name: file stem.
-        split: ``"dev"`` or ``"heldout"``.
+        split: ``"dev"``, ``"heldout"`` or ``"unseen"`` (:data:`SPLITS`).
         css: file name of the framework's stylesheet in :data:`CSS_DIR`.
         family: the table style (one of :data:`FAMILIES`).
         font: CSS font family of the page.
@@ -107,8 +317,9 @@ class PageSpec:
     seed: int = 0
 
     @property
-    def bulma(self) -> bool:
-        return self.css.startswith("bulma")
+    def framework(self) -> Framework:
+        """The framework whose stylesheet ``css`` is (Bootstrap and its themes by default)."""
+        return next((f for k, f in _FRAMEWORKS.items() if self.css.startswith(k)), BOOTSTRAP)
 
 
 # The committed set's settings seed (held-out pages: the next one).
@@ -118,7 +329,7 @@ DEVSET_SEED = 1401
 def plan_pages(split: str, count: int, seed: int) -> list[PageSpec]:
     """``count`` page specs for ``split``, every family in turn, settings drawn
     from ``seed``."""
-    themes, fonts = (DEV_THEMES, DEV_FONTS) if split == "dev" else (HELDOUT_THEMES, HELDOUT_FONTS)
+    themes, fonts = SPLITS[split]
     rng = np.random.default_rng(seed)
     specs = []
     for i in range(count):
@@ -163,69 +374,38 @@ def plan_pages(split: str, count: int, seed: int) -> list[PageSpec]:
 def page_html(spec: PageSpec) -> str:
     """The HTML of ``spec``'s page; the captured element is ``#capture``."""
     rng = np.random.default_rng(spec.seed)
+    fw = spec.framework
     table = _table_html(spec, rng)
     font = f"font-family:'{spec.font}';font-size:{spec.font_px}px"
     if spec.family == "card":
-        n = int(rng.integers(20, 500))
-        if spec.bulma:
-            body = (
-                "<div id='capture' class='card' style='display:inline-block;margin:16px'>"
-                f"<header class='card-header'><p class='card-header-title'>Last {n} results</p>"
-                f"</header><div class='card-content p-0'>{table}</div></div>"
-            )
-        else:
-            body = (
-                "<div id='capture' class='card' style='display:inline-block;margin:16px'>"
-                f"<div class='card-header'>Last {n} results</div>"
-                f"<div class='card-body p-2'>{table}</div></div>"
-            )
+        body = fw.card.format(n=int(rng.integers(20, 500)), table=table)
     elif spec.family == "page":
         a, b = int(rng.integers(2, 400)), int(rng.integers(0, 37))
         prose = str(rng.choice(_PROSE)).format(a=a, b=b)
-        nav = (
-            "<nav class='navbar is-dark'><div class='navbar-brand'><a class='navbar-item'>"
-            "Wheel 7</a></div></nav>"
-            if spec.bulma
-            else "<nav class='navbar navbar-expand bg-primary' data-bs-theme='dark'>"
-            "<div class='container-fluid'><a class='navbar-brand' href='#'>Wheel 7</a>"
-            "<span class='navbar-text'>Table 12</span></div></nav>"
-        )
-        heading = "title" if spec.bulma else ""
         body = (
-            f"<div id='capture' style='width:{_WINDOW[0] - 300}px'>{nav}"
+            f"<div id='capture' style='width:{_WINDOW[0] - 300}px'>{fw.nav}"
             f"<div class='container' style='padding:16px'>"
-            f"<h2 class='{heading}'>Results</h2><p>{html.escape(prose)}</p>{table}"
+            f"<h2 class='{fw.heading}'>Results</h2><p>{html.escape(prose)}</p>{table}"
             "<p class='small'>Updated every 5 minutes.</p></div></div>"
         )
     else:
-        body = f"<div id='capture' style='display:inline-block;padding:12px'>{table}</div>"
-    dark_html = " data-theme='dark'" if spec.bulma and spec.family == "dark" else ""
+        box = f" class='{fw.dark_box}'" if spec.family == "dark" and fw.dark_box else ""
+        body = f"<div id='capture'{box} style='display:inline-block;padding:12px'>{table}</div>"
+    dark_html = fw.dark_html if spec.family == "dark" else ""
+    # Frameworks that size text per element (cells, cards) get the page font there too.
+    targets = "body,table,.table,.card,.navbar" + ("" if fw in (BOOTSTRAP, BULMA) else ",th,td,kbd")
     return (
         f"<!doctype html><html{dark_html}><head><meta charset='utf-8'>"
         f"<link rel='stylesheet' href='{spec.css}'>"
-        f"<style>body,table,.table,.card,.navbar{{{font}}}</style>"
+        f"<style>{targets}{{{font}}}</style>"
         f"</head><body style='margin:0'>{body}</body></html>"
     )
 
 
 def _table_html(spec: PageSpec, rng: np.random.Generator) -> str:
     fam = spec.family
-    if spec.bulma:
-        cls = {
-            "striped": "table is-striped",
-            "bordered": "table is-bordered",
-            "small-hover": "table is-narrow is-hoverable",
-            "sheet": "table is-bordered is-narrow",
-        }.get(fam, "table")
-    else:
-        cls = {
-            "striped": "table table-striped",
-            "bordered": "table table-bordered",
-            "dark": "table table-dark",
-            "small-hover": "table table-sm table-hover",
-            "borderless": "table table-borderless",
-            "sheet": "table table-bordered table-sm",
-        }.get(fam, "table")
+    fw = spec.framework
+    cls = fw.tables.get(fam, fw.tables[""])
     width = "" if fam in ("page",) else " style='width:auto'"
     parts = [f"<table class='{cls} mb-0'{width}>"]
     if fam == "caption":
@@ -238,23 +418,15 @@ def _table_html(spec: PageSpec, rng: np.random.Generator) -> str:
     parts.append("<tbody>")
     for row in spec.values:
         tr = ""
+        # The draws do not depend on the framework: a seed gives the same tables in each.
         if fam == "coloured-rows" and rng.random() < 0.6:
-            colour = str(rng.choice(_COLOURS[:6]))
-            tr = (
-                f" class='has-background-{colour}-light'"
-                if spec.bulma
-                else f" class='table-{colour}'"
-            )
+            colour = fw.colours[_COLOURS.index(str(rng.choice(_COLOURS[:6])))]
+            tr = fw.row.format(colour=colour)
         cells = []
         for v in row:
             if fam == "pills" and v:
-                colour = str(rng.choice(_COLOURS))
-                pill = (
-                    f"<span class='tag is-rounded is-{colour}'>{v}</span>"
-                    if spec.bulma
-                    else f"<span class='badge rounded-pill text-bg-{colour}'>{v}</span>"
-                )
-                cells.append(f"<td>{pill}</td>")
+                colour = fw.colours[_COLOURS.index(str(rng.choice(_COLOURS)))]
+                cells.append(f"<td>{fw.pill.format(colour=colour, v=v)}</td>")
             else:
                 cells.append(f"<td>{v}</td>")
         parts.append(f"<tr{tr}>" + "".join(cells) + "</tr>")
@@ -373,14 +545,20 @@ def write_page(folder: Path, spec: PageSpec, page: Rendered) -> None:
 
 
 def make_devset(
-    out: Path, count: int, chromium: str, chromedriver: str, seed: int = DEVSET_SEED
+    out: Path,
+    count: int,
+    chromium: str,
+    chromedriver: str,
+    seed: int = DEVSET_SEED,
+    splits: Sequence[str] = tuple(SPLITS),
 ) -> int:
-    """Render ``count`` development and ``count`` held-out pages under ``out``
-    (settings drawn from ``seed`` and ``seed + 1``; the committed set's by
-    default, others for fresh pages of the same families)."""
+    """Render ``count`` pages of each of ``splits`` under ``out/SPLIT/``
+    (settings drawn from ``seed``, ``seed + 1`` and ``seed + 2`` for dev,
+    held-out and unseen; the committed set's by default, others for fresh
+    pages of the same families)."""
     written = 0
-    for split, split_seed in (("dev", seed), ("heldout", seed + 1)):
-        specs = plan_pages(split, count, split_seed)
+    for split in splits:
+        specs = plan_pages(split, count, seed + list(SPLITS).index(split))
         folder = out / split
         folder.mkdir(parents=True, exist_ok=True)
         for spec, page in zip(specs, render_pages(specs, chromium, chromedriver), strict=True):
@@ -401,9 +579,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEVSET_SEED,
         help=f"settings seed (default {DEVSET_SEED}: the committed set); another gives fresh pages",
     )
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        choices=tuple(SPLITS),
+        default=tuple(SPLITS),
+        help="which splits to render (default: all)",
+    )
     args = parser.parse_args(argv)
     try:
-        n = make_devset(args.out, args.count, args.chromium, args.chromedriver, args.seed)
+        n = make_devset(
+            args.out, args.count, args.chromium, args.chromedriver, args.seed, args.splits
+        )
     except GridReaderError as e:
         print(f"webpages: error: {e}", file=sys.stderr)
         return 1
