@@ -99,11 +99,16 @@ def unwrap_badge(gray: np.ndarray) -> np.ndarray:
     k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, bw, bh, area = (int(v) for v in stats[k])
     # Pills and circles are at least as wide as they are tall; a "0" is not.
-    if bh < 8 or bw < 0.95 * bh or (bw >= w - 1 and bh >= h - 1):
+    # A boxed single digit (a keyboard-key or label style) may be narrower,
+    # but then it fills its bounding box nearly square-cornered, which no
+    # glyph's outline (an oval "0", a handwritten "8") does.
+    if bh < 8 or bw < _NARROW * bh or (bw >= w - 1 and bh >= h - 1):
         return gray
     blob = (labels[y : y + bh, x : x + bw] == k).astype(np.uint8)
     filled = _fill_holes(blob)
     filled_area = cv2.countNonZero(filled)
+    if bw < 0.95 * bh and filled_area < _BOXED * bw * bh:
+        return gray
     # A badge is a convex shape (pill, circle, box); glyphs run together
     # (a bold "28" at screen size) are notched between and inside the digits.
     if area < _BADGE_SOLID * filled_area or filled_area < _CONVEX_OUTLINE * _convex_px(filled):
@@ -148,6 +153,8 @@ def _convex_px(mask: np.ndarray) -> int:
 
 
 _STROKE = 0.15
+_NARROW = 0.6
+_BOXED = 0.88
 _BADGE_TEXT = 0.26
 _WIDE = 1.25
 _STROKE_WIDE = 0.2

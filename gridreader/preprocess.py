@@ -134,15 +134,18 @@ def _prepare_stack(crops: list[np.ndarray], size: tuple[int, int]) -> np.ndarray
     areas = comp[:, cv2.CC_STAT_AREA]
     heights = comp[:, cv2.CC_STAT_HEIGHT]
     widths = comp[:, cv2.CC_STAT_WIDTH]
+    rules = _rule_fragments(comp, hs[owner], ws[owner])
+    # The largest glyph sets the bar for the others; a rule is no glyph (a
+    # faint rule the edge erasure left, along a roomy cell, outweighs the
+    # small number in it).
     biggest = np.zeros(n_live, np.float64)
-    np.maximum.at(biggest, owner, areas)
+    np.maximum.at(biggest, owner[~rules], areas[~rules])
     big = biggest[owner]
     # Glyph parts are tall, or at least a real share of the largest glyph; specks
     # of noise and JPEG ringing are neither.
     tall = heights >= 0.22 * hs[owner]
     keep = (areas >= np.maximum(2.0, 0.08 * big)) & (tall | (areas >= 0.25 * big))
-    keep &= ~((heights <= 2) & (widths <= 2)) & strong[1:]
-    keep &= ~_rule_fragments(comp, hs[owner], ws[owner])
+    keep &= ~((heights <= 2) & (widths <= 2)) & strong[1:] & ~rules
     keep &= ~_stray_dashes(comp, hs[owner], big)
     kept = np.flatnonzero(keep)
     if kept.size == 0:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from gridreader.imaging import components, quantile_u8
+from gridreader.imaging import components, quantile_u8, to_gray, unwrap_badge
 from gridreader.preprocess import (
     INPUT_SIZE,
     _joined_components,
@@ -140,6 +140,40 @@ def test_a_number_in_a_roomy_cell_is_ink() -> None:
     rng = np.random.default_rng(1)
     grain = np.clip(200 + rng.normal(0, 8, (86, 300, 3)), 0, 255).astype(np.uint8)
     assert not prepare_crop(grain).any()
+
+
+def test_a_faint_rule_does_not_outweigh_a_small_number_in_a_wide_cell() -> None:
+    # A 518 px wide table cell with a 14 px number and the light row rule
+    # along its top: the rule, too faint to be erased with the edges, was
+    # the crop's largest component and the digits fell under a share of it.
+    plain = cell("36", size=(518, 47), px=13, ink=(59, 67, 81))
+    ruled = plain.copy()
+    ruled[:2] = 221
+    want, got = prepare_crop(plain), prepare_crop(ruled)
+    assert want.any()
+    # The rule still sets a stronger contrast (bolder strokes); the digits
+    # fill the same box.
+    assert np.corrcoef(want.ravel(), got.ravel())[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("text", ["1", "4", "34"])
+def test_a_narrow_boxed_number_is_read_from_inside(text: str) -> None:
+    # A keyboard-key or label style box around one digit is taller than
+    # wide, like a glyph; it fills its box square-cornered, which no glyph does.
+    img = Image.new("RGB", (104, 79), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    w = 22 if len(text) == 1 else 30
+    d.rounded_rectangle((8, 22, 8 + w, 56), radius=4, fill=(53, 60, 73))
+    d.text((8 + w / 2, 39), text, (255, 255, 255), ImageFont.truetype(str(FONT), 13), "mm")
+    plain = prepare_crop(cell(text, px=13))
+    boxed = prepare_crop(np.asarray(img).copy())
+    assert np.abs(boxed - plain).mean() < 0.06
+    # An oval as narrow (a bold "0", a handwritten loop) is still a glyph.
+    oval = Image.new("RGB", (104, 79), (255, 255, 255))
+    ImageDraw.Draw(oval).ellipse((8, 22, 8 + w, 56), fill=(53, 60, 73))
+    assert prepare_crop(np.asarray(oval).copy()).max() > 0.5
+    gray = to_gray(np.asarray(oval).copy())
+    assert unwrap_badge(gray) is gray
 
 
 def test_the_curled_end_of_a_sketchy_border_is_no_ink() -> None:
