@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from gridreader.grid.ink import measure_ink
@@ -109,3 +110,28 @@ def test_a_tightly_set_end_line_is_kept_beside_letter_spaced_ones() -> None:
     first = [_token(x, 10, 28, 20) for x in (10, 110, 210)]
     block = pick_block([first, spaced(50), spaced(90), spaced(130)])
     assert [line[0].box[1] for line in block] == [10, 50, 90, 130]
+
+
+def test_a_lattice_of_a_fragment_does_not_replace_the_structure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A ruled 5x2 table whose header is text and one body row's digits were
+    # too broken to be number tokens: the structure carries two faults, the
+    # lattice of the one clean row none. Holding 2 of the structure's 5
+    # numbers, the lattice is a fragment and the structure stays; holding
+    # 3, it mends the lines as before.
+    import gridreader.grid.find as find
+    from gridreader.grid.score import GridScore
+
+    structural = ([0.0, 40.0, 80.0, 120.0, 160.0, 200.0], [0.0, 60.0, 120.0], "structured")
+    lattice = ([80.0, 120.0], [0.0, 60.0, 120.0])
+    mine = GridScore(5, 0, 0, text_rows=1, empty_lines=1, missed=0)
+    monkeypatch.setattr(find, "find_tokens", lambda *a: [])
+    monkeypatch.setattr(find, "lattice_edges", lambda *a: lattice)
+    img = page(header=False)
+    gray = to_gray(img)
+    maps = measure_ink(img, gray)
+    for theirs, kept in ((2, "structured"), (3, "lattice")):
+        scores = iter([mine, GridScore(theirs, 0, 0, 0, 0, 0)])
+        monkeypatch.setattr(find, "score_grid", lambda *a, s=scores: next(s))
+        assert find._best_candidate(maps, gray, structural)[2] == kept

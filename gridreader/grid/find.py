@@ -344,8 +344,13 @@ def _best_candidate(
         and mine.split >= 2
         and theirs.crowded <= mine.crowded
     )
-    if (fewer_faults or fewer_splits) and (
-        theirs.explained >= mine.explained - 2 * mine.text_rows * len(structural[1])
+    # Numbers the structure's text rows hold (header letters) may go, but a
+    # lattice of less than half the structure's numbers is a fragment: the
+    # structure's faults were numbers the token search missed (broken glyphs).
+    if (
+        (fewer_faults or fewer_splits)
+        and theirs.explained >= mine.explained - 2 * mine.text_rows * len(structural[1])
+        and 2 * theirs.explained >= mine.explained
     ):
         return lattice[0], lattice[1], "lattice"
     # A structure around no number at all (a header line, a card's title
