@@ -135,3 +135,17 @@ def test_a_lattice_of_a_fragment_does_not_replace_the_structure(
         scores = iter([mine, GridScore(theirs, 0, 0, 0, 0, 0)])
         monkeypatch.setattr(find, "score_grid", lambda *a, s=scores: next(s))
         assert find._best_candidate(maps, gray, structural)[2] == kept
+
+
+def test_a_header_word_of_touching_letters_is_a_word() -> None:
+    # Two runs of inked columns (letters that touch) 2.5 text heights wide:
+    # no printed number 0-36 is that wide. Two digits 1.7 heights wide are.
+    glyphs = np.zeros((60, 200), np.uint8)
+    glyphs[10:25, 10:28] = 1
+    glyphs[10:25, 30:48] = 1  # 38 px for 15 px text
+    glyphs[35:50, 10:21] = 1
+    glyphs[35:50, 24:35] = 1  # 25 px
+    gray = np.where(glyphs > 0, 0, 255).astype(np.uint8)
+    word, number = sorted(find_tokens(glyphs, 15.0, gray), key=lambda t: t.box[1])
+    assert word.glyphs == 2 and word.word and not word.number
+    assert number.number and not number.word
