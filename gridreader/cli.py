@@ -95,6 +95,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"gridreader {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`gridreader eval DIR | head`): nothing more can
+        # be said, and no traceback either. Output files were written
+        # atomically before any printing, so nothing is half-written. Python
+        # would flush stdout again at exit and fail the same way: point it
+        # at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141
     finally:
         # Callers running several verbs in one process (the tests) start afresh.
         if previous is None:

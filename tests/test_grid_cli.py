@@ -209,3 +209,28 @@ def test_no_images_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_grid(capsys)
     assert code == 2
     assert "error" in err
+
+
+def test_a_reader_that_goes_away_gets_no_traceback() -> None:
+    # `gridreader grid *.png | head -0`: the pipe closes before the first line.
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    images = sorted(str(p) for p in (root / "data" / "samples").glob("*.png"))
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "gridreader", "grid", *images],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            cwd=root,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 141
+    assert b"Traceback" not in done.stderr and b"BrokenPipe" not in done.stderr
