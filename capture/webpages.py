@@ -101,13 +101,15 @@ class Framework:
         pill: a number in a badge or pill, with ``{colour}`` and ``{v}``.
         row: ``<tr>`` attributes of a coloured row, with ``{colour}``; empty
             where the framework has no row colours (rows stay plain).
-        card: the captured card, with ``{n}`` (results count) and ``{table}``.
+        card: what the captured card holds, with ``{n}`` (results count) and
+            ``{table}``; ``card_tag`` and ``card_class`` make the card itself.
         nav: the page's navigation bar.
         heading: class of the page's heading.
         dark_html: ``<html>`` attributes of the dark family.
         dark_box: class of the captured box of the dark family (an inverse
             section where the framework themes parts of a page).
         colours: the framework's names of :data:`_COLOURS`, in that order.
+        card_tag, card_class: the card's element and class (none: ``""``).
     """
 
     tables: dict[str, str]
@@ -118,18 +120,11 @@ class Framework:
     heading: str = ""
     dark_html: str = ""
     dark_box: str = ""
-    colours: tuple[str, ...] = (
-        "primary",
-        "secondary",
-        "success",
-        "danger",
-        "warning",
-        "info",
-        "dark",
-    )
+    card_tag: str = "div"
+    card_class: str = "card"
+    colours: tuple[str, ...] = _COLOURS
 
 
-_CARD_BOX = "id='capture' style='display:inline-block;margin:16px'"
 BOOTSTRAP = Framework(
     tables={
         "": "table",
@@ -142,11 +137,7 @@ BOOTSTRAP = Framework(
     },
     pill="<span class='badge rounded-pill text-bg-{colour}'>{v}</span>",
     row=" class='table-{colour}'",
-    card=(
-        "<div id='capture' class='card' style='display:inline-block;margin:16px'>"
-        "<div class='card-header'>Last {n} results</div>"
-        "<div class='card-body p-2'>{table}</div></div>"
-    ),
+    card="<div class='card-header'>Last {n} results</div><div class='card-body p-2'>{table}</div>",
     nav=(
         "<nav class='navbar navbar-expand bg-primary' data-bs-theme='dark'>"
         "<div class='container-fluid'><a class='navbar-brand' href='#'>Wheel 7</a>"
@@ -164,9 +155,8 @@ BULMA = Framework(
     pill="<span class='tag is-rounded is-{colour}'>{v}</span>",
     row=" class='has-background-{colour}-light'",
     card=(
-        "<div id='capture' class='card' style='display:inline-block;margin:16px'>"
         "<header class='card-header'><p class='card-header-title'>Last {n} results</p>"
-        "</header><div class='card-content p-0'>{table}</div></div>"
+        "</header><div class='card-content p-0'>{table}</div>"
     ),
     nav=(
         "<nav class='navbar is-dark'><div class='navbar-brand'><a class='navbar-item'>"
@@ -179,7 +169,9 @@ PICO = Framework(
     tables={"": "", "striped": "striped", "coloured-rows": "striped"},
     pill="<kbd>{v}</kbd>",
     row="",
-    card="<article " + _CARD_BOX + "><header>Last {n} results</header>{table}</article>",
+    card="<header>Last {n} results</header>{table}",
+    card_tag="article",
+    card_class="",
     nav=(
         "<nav><ul><li><strong>Wheel 7</strong></li></ul>"
         "<ul><li><a href='#'>Table 12</a></li></ul></nav>"
@@ -197,7 +189,8 @@ PURE = Framework(
     },
     pill="<span class='pure-button pure-button-primary'>{v}</span>",
     row="",
-    card="<div " + _CARD_BOX + "><h3>Last {n} results</h3>{table}</div>",
+    card="<h3>Last {n} results</h3>{table}",
+    card_class="",
     nav=(
         "<div class='pure-menu pure-menu-horizontal'>"
         "<a href='#' class='pure-menu-heading'>Wheel 7</a><ul class='pure-menu-list'>"
@@ -218,11 +211,10 @@ UIKIT = Framework(
     pill="<span class='uk-badge'>{v}</span>",
     row="",
     card=(
-        "<div id='capture' class='uk-card uk-card-default' "
-        "style='display:inline-block;margin:16px'><div class='uk-card-header'>"
-        "<h3 class='uk-card-title'>Last {n} results</h3></div>"
-        "<div class='uk-card-body'>{table}</div></div>"
+        "<div class='uk-card-header'><h3 class='uk-card-title'>Last {n} results</h3></div>"
+        "<div class='uk-card-body'>{table}</div>"
     ),
+    card_class="uk-card uk-card-default",
     nav=(
         "<nav class='uk-navbar-container'><div class='uk-navbar-left'>"
         "<a class='uk-navbar-item uk-logo' href='#'>Wheel 7</a></div></nav>"
@@ -241,11 +233,7 @@ FOUNDATION = Framework(
     },
     pill="<span class='badge {colour}'>{v}</span>",
     row="",
-    card=(
-        "<div id='capture' class='card' style='display:inline-block;margin:16px'>"
-        "<div class='card-divider'>Last {n} results</div>"
-        "<div class='card-section'>{table}</div></div>"
-    ),
+    card="<div class='card-divider'>Last {n} results</div><div class='card-section'>{table}</div>",
     nav=(
         "<div class='top-bar'><div class='top-bar-left'><ul class='menu'>"
         "<li class='menu-text'>Wheel 7</li><li><a href='#'>Table 12</a></li></ul></div></div>"
@@ -262,9 +250,8 @@ SPECTRE = Framework(
     pill="<span class='label label-rounded label-{colour}'>{v}</span>",
     row=" class='active'",
     card=(
-        "<div id='capture' class='card' style='display:inline-block;margin:16px'>"
         "<div class='card-header'><div class='card-title h5'>Last {n} results</div></div>"
-        "<div class='card-body'>{table}</div></div>"
+        "<div class='card-body'>{table}</div>"
     ),
     nav=(
         "<header class='navbar'><section class='navbar-section'>"
@@ -378,7 +365,12 @@ def page_html(spec: PageSpec) -> str:
     table = _table_html(spec, rng)
     font = f"font-family:'{spec.font}';font-size:{spec.font_px}px"
     if spec.family == "card":
-        body = fw.card.format(n=int(rng.integers(20, 500)), table=table)
+        inner = fw.card.format(n=int(rng.integers(20, 500)), table=table)
+        cls = f" class='{fw.card_class}'" if fw.card_class else ""
+        body = (
+            f"<{fw.card_tag} id='capture'{cls} style='display:inline-block;margin:16px'>"
+            f"{inner}</{fw.card_tag}>"
+        )
     elif spec.family == "page":
         a, b = int(rng.integers(2, 400)), int(rng.integers(0, 37))
         prose = str(rng.choice(_PROSE)).format(a=a, b=b)
