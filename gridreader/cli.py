@@ -97,10 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # The reader went away (`gridreader eval DIR | head`): nothing more can
-        # be said, and no traceback either. Output files were written
-        # atomically before any printing, so nothing is half-written. Python
-        # would flush stdout again at exit and fail the same way: point it
-        # at /dev/null first.
+        # be said, and no traceback either. Every output file is written to a
+        # temporary name and renamed, so none is half-written; work not yet
+        # reached is left for a rerun. Python would flush stdout again at exit
+        # and fail the same way: point it at /dev/null first.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)

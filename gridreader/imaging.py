@@ -107,7 +107,7 @@ def unwrap_badge(gray: np.ndarray) -> np.ndarray:
     blob = (labels[y : y + bh, x : x + bw] == k).astype(np.uint8)
     filled = _fill_holes(blob)
     filled_area = cv2.countNonZero(filled)
-    if bw < 0.95 * bh and filled_area < _BOXED * bw * bh:
+    if bw < _ROUND * bh and filled_area < _BOXED * bw * bh:
         return gray
     # A badge is a convex shape (pill, circle, box); glyphs run together
     # (a bold "28" at screen size) are notched between and inside the digits.
@@ -153,6 +153,7 @@ def _convex_px(mask: np.ndarray) -> int:
 
 
 _STROKE = 0.15
+_ROUND = 0.95
 _NARROW = 0.6
 _BOXED = 0.88
 _BADGE_TEXT = 0.26
