@@ -112,6 +112,18 @@ def test_a_tightly_set_end_line_is_kept_beside_letter_spaced_ones() -> None:
     assert [line[0].box[1] for line in block] == [10, 50, 90, 130]
 
 
+def test_a_heading_letter_between_the_columns_is_no_table_row() -> None:
+    # A heading ("Results") two pitches above a table: one of its letters
+    # passes for a digit, but it lies between the table's columns. A last
+    # row holding one number in a column of its own among numbers in the
+    # others' columns is still a row.
+    rows = [[_token(x, y, 16, 20) for x in (10, 110, 210)] for y in (100, 140, 180)]
+    heading = [_token(60, 20, 10, 20)]
+    assert [line[0].box[1] for line in pick_block([heading, *rows])] == [100, 140, 180]
+    last = [_token(10, 220, 16, 20), _token(160, 220, 16, 20), _token(210, 220, 16, 20)]
+    assert len(pick_block([*rows, last])) == 4
+
+
 def test_a_lattice_of_a_fragment_does_not_replace_the_structure(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -199,3 +199,27 @@ def test_tables_in_unseen_frameworks_are_read(
     path.write_bytes(page.data)
     got = table_csv(read_image(path, load_classifier())).splitlines()
     assert got == [",".join(row) for row in _VALUES]
+
+
+@pytest.mark.browser
+def test_a_heading_above_a_ruled_table_is_not_a_row() -> None:
+    # Sketchy's "page": a navbar, a "Results" heading and a sentence above a
+    # table with horizontal rules only. A letter or two of the heading
+    # passed for digits, and the heading (two pitches up) became a row of
+    # the lattice with an empty row under it and a column of its own: its
+    # tokens lie between the table's columns. Fails without that rule on
+    # each of these faces.
+    specs = [
+        replace(
+            _spec("page"),
+            name=f"golden-page-heading-{i}",
+            css="bootswatch-sketchy.min.css",
+            font=font,
+            font_px=14,
+            header=(),
+        )
+        for i, font in enumerate(("Liberation Mono", "DejaVu Sans Mono", "DejaVu Sans"))
+    ]
+    for spec, page in zip(specs, render_pages(specs, CHROMIUM, CHROMEDRIVER), strict=True):
+        image = np.asarray(Image.open(io.BytesIO(page.data)).convert("RGB"))
+        assert find_grid(image).shape == (len(_VALUES), len(_VALUES[0])), spec.font

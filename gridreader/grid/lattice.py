@@ -130,8 +130,10 @@ def _drop_bold_ends(block: list[list[Token]]) -> list[list[Token]]:
 
 
 def _drop_straddling(block: list[list[Token]]) -> list[list[Token]]:
-    """Drop end lines with a token across two of the others' columns: columns
-    share an alignment, text above or below a table does not."""
+    """Drop end lines that do not share the others' columns: a token across
+    two of them, or two or more tokens and most of the line in none of them.
+    Columns share an alignment; text above or below a table (a heading whose
+    letters pass for digits) does not."""
     # Letter-spaced digits part a column's band; a number set tighter in
     # the end line would seem to run across two columns.
     th = float(np.median([t.box[3] - t.box[1] for line in block for t in line]))
@@ -139,7 +141,9 @@ def _drop_straddling(block: list[list[Token]]) -> list[list[Token]]:
         for end in (0, len(block) - 1):
             others = [t for i, line in enumerate(block) if i != end for t in line]
             bands = _join_letter_gaps(_cover_bands(others), th)
-            if any(_bands_touched(t, bands) >= 2 for t in block[end]):
+            touched = [_bands_touched(t, bands) for t in block[end]]
+            astray = touched.count(0)
+            if max(touched) >= 2 or 2 * astray > len(touched):
                 del block[end]
                 break
         else:
