@@ -124,6 +124,22 @@ def test_a_heading_letter_between_the_columns_is_no_table_row() -> None:
     assert len(pick_block([*rows, last])) == 4
 
 
+def test_only_a_heavy_first_line_is_a_header() -> None:
+    # A header of bold letters leads the table; a heavy last line is the
+    # table's own (small badges, whose ground is caught in the tokens' boxes).
+    def line(y: int, weight: float) -> list[Token]:
+        return [Token((x, y, x + 16, y + 20), 1, True, False, weight) for x in (10, 110, 210)]
+
+    body = [line(y, 1.0) for y in (50, 90, 130)]
+    assert [ln[0].box[1] for ln in pick_block([line(10, 1.6), *body])] == [50, 90, 130]
+    assert len(pick_block([*body, line(170, 1.6)])) == 4
+    numbers = [t for ln in [*body, line(170, 1.6)] for t in ln]
+    rows, cols = [30.0, 70.0, 110.0, 150.0, 190.0], [0.0, 60.0, 160.0, 260.0]
+    assert score_grid(numbers, [], rows, cols).text_rows == 0
+    heavy_top = [t for ln in [line(10, 1.6), *body] for t in ln]
+    assert score_grid(heavy_top, [], [-10.0, 30.0, 70.0, 110.0, 150.0], cols).text_rows == 1
+
+
 def test_a_lattice_of_a_fragment_does_not_replace_the_structure(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

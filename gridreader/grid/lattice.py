@@ -20,6 +20,10 @@ from gridreader.grid.tokens import Token
 # up to this many pitches (empty rows in between).
 _PITCH_TOLERANCE = 0.25
 _MAX_PITCHES = 3
+# An end line astray from the others' columns is dropped only while this
+# many rows stay: in photos and noise any two lines of blobs agree once the
+# rest is dropped, and that made tables of them.
+_MIN_ROWS_LEFT = 3
 
 
 def group_lines(tokens: list[Token], text_h: float) -> list[list[Token]]:
@@ -88,7 +92,7 @@ def pick_block(lines: list[list[Token]]) -> list[list[Token]]:
     """The largest run of number lines at one pitch (whole multiples allowed)."""
     if len(lines) < 2:
         return lines
-    tops = [float(np.mean([t.centre[1] for t in line])) for line in lines]
+    tops = [_middle(line) for line in lines]
     steps = np.diff(tops)
     pitch = float(np.median(steps))
     blocks: list[list[int]] = [[0]]
@@ -99,7 +103,7 @@ def pick_block(lines: list[list[Token]]) -> list[list[Token]]:
         else:
             blocks.append([i])
     best = max(blocks, key=lambda b: sum(len(lines[i]) for i in b))
-    return _drop_straddling(_drop_bold_ends([lines[i] for i in best]))
+    return _drop_straddling(_drop_bold_header([lines[i] for i in best]), pitch)
 
 
 # Bold print is ~1.5 times as heavy as regular.
@@ -115,25 +119,27 @@ def print_weight(weights: list[float]) -> float:
     return float(med) if med > 0 and (q3 - q1) <= 0.25 * med else 0.0
 
 
-def _drop_bold_ends(block: list[list[Token]]) -> list[list[Token]]:
-    """Drop end lines printed much heavier than the rest: a header row of
-    bold single letters (a spreadsheet's A, B, C) passes for numbers."""
+def _drop_bold_header(block: list[list[Token]]) -> list[list[Token]]:
+    """Drop first lines printed much heavier than the rest: a header row of
+    bold single letters (a spreadsheet's A, B, C) passes for numbers. Only
+    the top: a heavy last line is the table's own (badges, whose ground
+    weighs as ink), and a header leads."""
     while len(block) >= 3:
         body = print_weight([t.weight for line in block for t in line])
-        for end in (0, len(block) - 1):
-            if body > 0 and float(np.median([t.weight for t in block[end]])) >= BOLD * body:
-                del block[end]
-                break
+        if body > 0 and float(np.median([t.weight for t in block[0]])) >= BOLD * body:
+            del block[0]
         else:
             return block
     return block
 
 
-def _drop_straddling(block: list[list[Token]]) -> list[list[Token]]:
+def _drop_straddling(block: list[list[Token]], pitch: float) -> list[list[Token]]:
     """Drop end lines that do not share the others' columns: a token across
-    two of them, or two or more tokens and most of the line in none of them.
-    Columns share an alignment; text above or below a table (a heading whose
-    letters pass for digits) does not."""
+    two of them, or, for a line set apart by an empty row's gap (``pitch``
+    is the line pitch), most of its tokens in none of them while
+    ``_MIN_ROWS_LEFT`` rows stay. Columns share an
+    alignment; text above or below a table (a heading whose letters pass
+    for digits) does not."""
     # Letter-spaced digits part a column's band; a number set tighter in
     # the end line would seem to run across two columns.
     th = float(np.median([t.box[3] - t.box[1] for line in block for t in line]))
@@ -142,13 +148,20 @@ def _drop_straddling(block: list[list[Token]]) -> list[list[Token]]:
             others = [t for i, line in enumerate(block) if i != end for t in line]
             bands = _join_letter_gaps(_cover_bands(others), th)
             touched = [_bands_touched(t, bands) for t in block[end]]
+            near = block[1 if end == 0 else end - 1]
+            apart = abs(_middle(block[end]) - _middle(near)) >= 1.5 * pitch
             astray = touched.count(0)
-            if max(touched) >= 2 or 2 * astray > len(touched):
+            stray = apart and 2 * astray > len(touched)
+            if max(touched) >= 2 or (stray and len(block) >= _MIN_ROWS_LEFT + 1):
                 del block[end]
                 break
         else:
             return block
     return block
+
+
+def _middle(line: list[Token]) -> float:
+    return float(np.mean([t.centre[1] for t in line]))
 
 
 def _cover_bands(tokens: list[Token]) -> list[tuple[int, int]]:

@@ -115,13 +115,14 @@ def score_grid(
     numbered = counts.sum(axis=1)
     texty = (word_w > 2 * number_w) & (2 * numbered <= word_n) & (word_n >= max(2, 0.4 * nc))
     texty |= (numbered == 0) & ink.any(axis=1)
-    # A row printed much heavier than the body is a header, inside the grid
-    # or out.
+    # Rows printed much heavier than the body at its top are a header,
+    # inside the grid or out. Headers lead; heavy rows lower down are the
+    # table's own (a last row of badges, whose ground weighs as ink).
     body = print_weight([w for ws in weights for w in ws])
     missed = sum(1 for w in outside if not body or w < BOLD * body)
-    texty |= np.array(
-        [body > 0 and len(ws) > 0 and float(np.median(ws)) >= BOLD * body for ws in weights]
-    )
+    heavy = [body > 0 and len(ws) > 0 and float(np.median(ws)) >= BOLD * body for ws in weights]
+    lead = next((i for i, flag in enumerate(heavy) if not flag), len(heavy))
+    texty[:lead] = True
     # A number or two beside the table (a caption's, a footer's) is no
     # dropped row or column; most of one is.
     missed = missed if missed >= max(2.0, 0.6 * min(nr, nc)) else 0
