@@ -376,12 +376,13 @@ def classify(items: list[Analysed], classifier: Classifier) -> list[tuple[Analys
     return out
 
 
-# A row is text when most of its cells are read less surely than nearly all
-# (95%) of the table's other cells, and the network expects to misread more
-# than 15% of them: their mean confidence is under 0.85. The mean, not the
-# median: a header of column letters has a few cells read very unsurely (A,
-# H, K at 0.45-0.7) that a median of its middling ones (B as 8, D as 0)
-# hides.
+# A row is text when most of its cells, its median one included, are read
+# less surely than nearly all (95%) of the table's other cells, and its
+# median or its mean confidence is under 0.85. The mean as well: a header of
+# column letters has a few cells read very unsurely (A, H, K at 0.45-0.7)
+# that a median of its middling ones (B as 8, D as 0) hides. The median as
+# well: one number in a card's title, read surely, lifts the title's mean
+# over the body's floor.
 _BODY_QUANTILE = 0.05
 _TEXT_ROW_CONFIDENCE = 0.85
 _TEXT_ROW_SHARE = 0.6
@@ -439,8 +440,10 @@ def _is_stray(conf: np.ndarray, blank: np.ndarray, r: int) -> bool:
     body = np.delete(conf, r, axis=0)
     read = body[~body_blank]
     floor = float(np.quantile(read if read.size else body, _BODY_QUANTILE))
+    typical = float(np.median(row))
     return bool(
-        float(np.mean(row)) < min(floor, _TEXT_ROW_CONFIDENCE)
+        typical < floor
+        and min(typical, float(np.mean(row))) < _TEXT_ROW_CONFIDENCE
         and np.count_nonzero(row < floor) >= _TEXT_ROW_SHARE * row.size
     )
 

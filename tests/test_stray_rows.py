@@ -103,3 +103,16 @@ def test_a_handwritten_row_read_fairly_surely_is_kept() -> None:
     # under a sure body's floor: no cell is read very unsurely (mean 0.92).
     conf = np.array([[0.88, 0.9, 0.99, 0.9], *[[1.0, 0.99, 1.0, 0.97]] * 6])
     assert stray_rows(conf, _none(conf)) == (0, 0)
+
+
+def test_a_card_title_with_a_sure_number_over_a_header_is_text() -> None:
+    # "Last 246 results" over a row of day names, from a fresh page: the
+    # title's number is read surely (mean 0.62), and the words below pull the
+    # body's floor down to about 0.6; the title's median cell (0.46) is
+    # under it all the same.
+    title = [0.41, 1.0, 0.46, *[1.0] * 7]
+    words = [0.68, 0.6, 0.34, 0.46, 0.51, 0.85, 0.99, 0.19, 0.95, 0.8]
+    conf = np.array([title, words, *[[1.0, 0.99, 1.0, 0.98, 1.0] * 2] * 7])
+    blank = np.zeros(conf.shape, bool)
+    blank[0, 3:] = True
+    assert stray_rows(conf, blank) == (2, 0)
