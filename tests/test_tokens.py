@@ -124,6 +124,17 @@ def test_a_heading_letter_between_the_columns_is_no_table_row() -> None:
     assert len(pick_block([*rows, last])) == 4
 
 
+def test_a_footnote_off_the_row_pitch_is_no_table_row() -> None:
+    # "Updated every 5 minutes." under a table: one token between the
+    # columns, 0.78 of a row pitch below the last row. A last row at the
+    # pitch whose one number lies astray is still a row.
+    rows = [[_token(x, y, 16, 20) for x in (10, 110, 210)] for y in (100, 140, 180, 220)]
+    footnote = [_token(60, 251, 12, 20)]
+    assert [line[0].box[1] for line in pick_block([*rows, footnote])] == [100, 140, 180, 220]
+    astray_at_pitch = [_token(60, 260, 12, 20)]
+    assert len(pick_block([*rows, astray_at_pitch])) == 5
+
+
 def test_only_a_heavy_first_line_is_a_header() -> None:
     # A header of bold letters leads the table; a heavy last line is the
     # table's own (small badges, whose ground is caught in the tokens' boxes).

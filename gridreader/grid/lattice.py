@@ -24,6 +24,9 @@ _MAX_PITCHES = 3
 # many rows stay: in photos and noise any two lines of blobs agree once the
 # rest is dropped, and that made tables of them.
 _MIN_ROWS_LEFT = 3
+# A table's rows keep their pitch closely (CSS, a printed form); a line of
+# other print just below or above it (a footnote) sits off that pitch.
+_ROW_PITCH_SLACK = 0.15
 
 
 def group_lines(tokens: list[Token], text_h: float) -> list[list[Token]]:
@@ -135,8 +138,8 @@ def _drop_bold_header(block: list[list[Token]]) -> list[list[Token]]:
 
 def _drop_straddling(block: list[list[Token]], pitch: float) -> list[list[Token]]:
     """Drop end lines that do not share the others' columns: a token across
-    two of them, or, for a line set apart by an empty row's gap (``pitch``
-    is the line pitch), most of its tokens in none of them while
+    two of them, or, for a line set apart by an empty row's gap or off the
+    line pitch ``pitch`` (a footnote), most of its tokens in none of them while
     ``_MIN_ROWS_LEFT`` rows stay. Columns share an
     alignment; text above or below a table (a heading whose letters pass
     for digits) does not."""
@@ -149,7 +152,8 @@ def _drop_straddling(block: list[list[Token]], pitch: float) -> list[list[Token]
             bands = _join_letter_gaps(_cover_bands(others), th)
             touched = [_bands_touched(t, bands) for t in block[end]]
             near = block[1 if end == 0 else end - 1]
-            apart = abs(_middle(block[end]) - _middle(near)) >= 1.5 * pitch
+            step = abs(_middle(block[end]) - _middle(near)) / pitch
+            apart = step >= 1.5 or abs(step - 1) > _ROW_PITCH_SLACK
             astray = touched.count(0)
             stray = apart and 2 * astray > len(touched)
             if max(touched) >= 2 or (stray and len(block) >= _MIN_ROWS_LEFT + 1):
