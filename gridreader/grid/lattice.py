@@ -138,11 +138,10 @@ def _drop_bold_header(block: list[list[Token]]) -> list[list[Token]]:
 
 def _drop_straddling(block: list[list[Token]], pitch: float) -> list[list[Token]]:
     """Drop end lines that do not share the others' columns: a token across
-    two of them, or, for a line set apart by an empty row's gap or off the
-    line pitch ``pitch`` (a footnote), most of its tokens in none of them while
-    ``_MIN_ROWS_LEFT`` rows stay. Columns share an
-    alignment; text above or below a table (a heading whose letters pass
-    for digits) does not."""
+    two of them, or, for a line set an empty row's gap apart or off the line
+    pitch ``pitch`` (a footnote), most of its tokens in none of them while
+    ``_MIN_ROWS_LEFT`` rows stay. Columns share an alignment; text above or
+    below a table (a heading whose letters pass for digits) does not."""
     # Letter-spaced digits part a column's band; a number set tighter in
     # the end line would seem to run across two columns.
     th = float(np.median([t.box[3] - t.box[1] for line in block for t in line]))
@@ -152,7 +151,7 @@ def _drop_straddling(block: list[list[Token]], pitch: float) -> list[list[Token]
             bands = _join_letter_gaps(_cover_bands(others), th)
             touched = [_bands_touched(t, bands) for t in block[end]]
             near = block[1 if end == 0 else end - 1]
-            step = abs(_middle(block[end]) - _middle(near)) / pitch
+            step = abs(_middle(block[end]) - _middle(near)) / pitch if pitch > 0 else 1.0
             apart = step >= 1.5 or abs(step - 1) > _ROW_PITCH_SLACK
             astray = touched.count(0)
             stray = apart and 2 * astray > len(touched)
