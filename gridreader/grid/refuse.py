@@ -4,8 +4,9 @@ A table's cells are either blank or hold a few compact marks (its numbers)
 clear of the cell's sides, and the numbers of one table share a type size.
 Whatever lattice the finder lays over noise, dithering or a photograph, its
 cells give it away: they are crowded with specks, or almost all blank, or
-hold patches of every size. The evidence is the cells' own, not statistics
-of the picture.
+hold patches of every size, or patches lighter and darker than their cell at
+once, where a number's strokes are all ink of one kind. The evidence is the
+cells' own, not statistics of the picture.
 """
 
 from __future__ import annotations
@@ -23,13 +24,23 @@ _SAMPLE = 32
 # Grey levels off the cell's own background that count as ink (JPEG noise
 # and paper texture stay well under it; the faintest text well over it).
 _INK_STEP = 48
+# A faint cell (thin grey print in a dim photo, 55-75 levels off its paper at
+# the strokes' core) is cut at half its own contrast, so that its strokes are
+# whole marks, not a few dark specks of uneven heights; never lower than this
+# (paper grain and JPEG ringing reach 10-20).
+_MIN_INK_STEP = 24
+# Spread (std/mean) of the marks' heights: printed tables 0-0.1, handwriting
+# up to about 0.2, dim photos of thin print up to about 0.45; the patches of
+# a photograph 0.5 and more.
+_MAX_HEIGHT_SPREAD = 0.5
+# Mean ink purity of the glyph cells: a number's strokes all lie on one side
+# of its cell's ground (0.96-1.0 on 3,400 tables, printed, handwritten, web,
+# photographed), a photograph's patches on both (0.2-0.7 on most pictures).
+_MIN_PURITY = 0.85
 # Crowded cells: noise and texture fill nearly all (0.8-1.0 of them on 24
 # noise and photo pictures); real tables at most a fifth (rules off the
 # edges, specks of a dim photo).
 _MAX_MESSY = 0.5
-# Spread (std/mean) of the marks' heights: printed tables 0-0.1, handwriting
-# up to about 0.2; the patches of a photograph 0.5 and more.
-_MAX_HEIGHT_SPREAD = 0.45
 
 
 @dataclass(frozen=True)
@@ -41,12 +52,15 @@ class CellEvidence:
         blank: cells with no ink.
         glyphs: cells whose ink is a few compact marks clear of the sides.
         heights: the marks' height in each glyph cell, as a share of the cell's.
+        purity: in each glyph cell, how much of its ink lies on one side of
+            the ground (1: all darker or all lighter; 0: as much either way).
     """
 
     cells: int
     blank: int
     glyphs: int
     heights: tuple[float, ...] = ()
+    purity: tuple[float, ...] = ()
 
     @property
     def messy(self) -> int:
@@ -60,18 +74,22 @@ def cell_evidence(gray: np.ndarray, ys: list[int], xs: list[int]) -> CellEvidenc
     n = rows * cols
     picks = np.unique(np.linspace(0, n - 1, min(n, _SAMPLE)).round().astype(int))
     blank = glyphs = 0
-    heights = []
+    heights, purity = [], []
     for k in picks:
         r, c = divmod(int(k), cols)
-        kind, height = _cell_kind(gray[ys[r] : ys[r + 1], xs[c] : xs[c + 1]])
+        kind, height, pure = _cell_kind(gray[ys[r] : ys[r + 1], xs[c] : xs[c + 1]])
         blank += kind == "blank"
         glyphs += kind == "glyphs"
         if kind == "glyphs":
             heights.append(height)
-    return CellEvidence(len(picks), blank, glyphs, tuple(heights))
+            purity.append(pure)
+    return CellEvidence(len(picks), blank, glyphs, tuple(heights), tuple(purity))
 
 
-def _cell_kind(cell: np.ndarray) -> tuple[str, float]:
+def _cell_kind(cell: np.ndarray) -> tuple[str, float, float]:
+    """The cell's kind (``blank``, ``glyphs`` or ``messy``), with the height of
+    its glyphs as a share of the cell's and their ink's purity (0 unless
+    ``glyphs``)."""
     # A badge that fills much of its cell would be one big blob touching the
     # sides; its number is inside it.
     cell = unwrap_badge(cell)
@@ -80,32 +98,40 @@ def _cell_kind(cell: np.ndarray) -> tuple[str, float]:
     my, mx = max(1, round(0.12 * h)), max(1, round(0.12 * w))
     inner = cell[my : h - my, mx : w - mx]
     if inner.size < 12:
-        return "blank", 0.0
-    ink = (np.abs(_flattened(inner)) >= _INK_STEP).astype(np.uint8)
+        return "blank", 0.0, 0.0
+    off = _flattened(inner)
+    level = np.abs(off)
+    # The contrast of the cell's inkiest pixels, past a few of JPEG's outliers.
+    top = level.size - 1 - level.size // 200
+    peak = float(np.partition(level.ravel(), top)[top])
+    on = level >= min(_INK_STEP, max(_MIN_INK_STEP, 0.5 * peak))
+    ink = on.astype(np.uint8)
     share = float(ink.mean())
     if share > 0.45:
-        return "messy", 0.0
+        return "messy", 0.0, 0.0
+    pure = abs(float(np.sign(off[on]).mean())) if share else 0.0
     n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     if share < 0.01:
         # Dust is no glyph; but a number in a roomy cell (14 px text in an
         # 86 x 300 px cell) is under 1% too, and its strokes are tall.
-        return _sparse_kind(stats[1:], inner.shape, h)
+        kind, height = _sparse_kind(stats[1:], inner.shape, h)
+        return kind, height, pure if kind == "glyphs" else 0.0
     marks = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= max(2, 0.002 * inner.size)]
     specks = n - 1 - len(marks)
     ih, iw = inner.shape
     marks = marks[~_rule_pieces(marks, iw, ih)]
     if len(marks) == 0:
-        return "blank" if specks <= 3 else "messy", 0.0
+        return "blank" if specks <= 3 else "messy", 0.0, 0.0
     if len(marks) > 6 or specks > 6:
-        return "messy", 0.0
+        return "messy", 0.0, 0.0
     x0 = int(marks[:, cv2.CC_STAT_LEFT].min())
     y0 = int(marks[:, cv2.CC_STAT_TOP].min())
     x1 = int((marks[:, cv2.CC_STAT_LEFT] + marks[:, cv2.CC_STAT_WIDTH]).max())
     y1 = int((marks[:, cv2.CC_STAT_TOP] + marks[:, cv2.CC_STAT_HEIGHT]).max())
     touched = (x0 == 0) + (y0 == 0) + (x1 == iw) + (y1 == ih)
     if touched >= 3:
-        return "messy", 0.0
-    return "glyphs", (y1 - y0) / h
+        return "messy", 0.0, 0.0
+    return "glyphs", (y1 - y0) / h, pure
 
 
 def _sparse_kind(stats: np.ndarray, shape: tuple[int, ...], cell_h: int) -> tuple[str, float]:
@@ -131,12 +157,16 @@ def _sparse_kind(stats: np.ndarray, shape: tuple[int, ...], cell_h: int) -> tupl
 
 def _rule_pieces(marks: np.ndarray, iw: int, ih: int) -> np.ndarray:
     """Marks that are a rule running along a side of the cell (an edge placed
-    a few pixels off the ruling, in a photo or a scan), not text."""
+    a few pixels off the ruling, in a photo or a scan) or a flat dash, not
+    text."""
     x, y = marks[:, cv2.CC_STAT_LEFT], marks[:, cv2.CC_STAT_TOP]
     w, h = marks[:, cv2.CC_STAT_WIDTH], marks[:, cv2.CC_STAT_HEIGHT]
     along_x = (w >= 0.6 * iw) & (h <= 0.25 * ih) & ((y == 0) | (y + h == ih))
     along_y = (h >= 0.6 * ih) & (w <= 0.25 * iw) & ((x == 0) | (x + w == iw))
-    return np.asarray(along_x | along_y)
+    # A flat dash across the cell is a faint rule or a shadow's edge: the
+    # numbers 0-36 have no such glyph (a "1" is upright, a "7" tall).
+    flat = (h <= 2) & (w >= 4 * h)
+    return np.asarray(along_x | along_y | flat)
 
 
 def _flattened(cell: np.ndarray) -> np.ndarray:
@@ -182,7 +212,8 @@ def check_cells(gray: np.ndarray, ys: list[int], xs: list[int]) -> None:
             texture), fewer than two hold a glyph (or fewer than half, in a
             table of one row or column), or the marks in the cells
             are of no common size (numbers of one table share a type size;
-            the patches a photograph leaves in its cells do not).
+            the patches a photograph leaves in its cells do not), or are
+            lighter and darker than their cells at once.
     """
     ev = cell_evidence(gray, ys, xs)
     if ev.messy > _MAX_MESSY * ev.cells:
@@ -199,4 +230,10 @@ def check_cells(gray: np.ndarray, ys: list[int], xs: list[int]) -> None:
     if spread > _MAX_HEIGHT_SPREAD:
         raise NoTableError(
             f"no table found (marks in the cells vary in height by {spread:.0%}, not one type size)"
+        )
+    purity = float(np.mean(ev.purity))
+    if purity < _MIN_PURITY:
+        raise NoTableError(
+            f"no table found (marks in the cells are lighter and darker than their ground at "
+            f"once, purity {purity:.2f}, not print)"
         )
