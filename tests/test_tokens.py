@@ -188,3 +188,59 @@ def test_a_header_word_of_touching_letters_is_a_word() -> None:
     word, number = sorted(find_tokens(glyphs, 15.0, gray), key=lambda t: t.box[1])
     assert word.glyphs == 2 and word.word and not word.number
     assert number.number and not number.word
+
+
+def rules_only_table(short: int | None, gap_rows: float = 0.45) -> tuple[np.ndarray, list[int]]:
+    """A 9x2 table ruled only between rows (a framework's plain table), whose
+    row ``short`` is empty and only ``gap_rows`` of a pitch tall (an empty
+    ``<td>`` has no line box: its row is its padding), under a heading and a
+    sentence. Returns the picture and the rules' y positions."""
+    img = Image.new("RGB", (620, 740), "white")
+    d = ImageDraw.Draw(img)
+    font = ImageFont.truetype(str(FONT), 16)
+    d.text((20, 20), "Results", font=ImageFont.truetype(str(FONT), 34), fill="black")
+    d.text(
+        (20, 80),
+        "The wheel was spun 25 times today and 5 came up most often.",
+        font=font,
+        fill=(40, 40, 40),
+    )
+    y, pitch, rules = 230, 48, []
+    for r in range(9):
+        rules.append(y)
+        d.line([(20, y), (600, y)], fill=(220, 220, 220), width=1)
+        if r == short:
+            y += round(gap_rows * pitch)
+            continue
+        for c in range(2):
+            d.text((34 + 290 * c, y + 15), str((r * 13 + c * 7 + 3) % 37), font=font, fill="black")
+        y += pitch
+    rules.append(y)
+    d.line([(20, y), (600, y)], fill=(220, 220, 220), width=1)
+    return np.asarray(img), rules
+
+
+@pytest.mark.parametrize("short", [3, 5])
+def test_a_short_empty_row_between_rules_is_a_row(short: int) -> None:
+    # Its gap is 1.45 pitches, no whole number of them: without the rules
+    # the lattice split the table there and kept only the larger half.
+    from gridreader.grid import find_grid
+
+    img, rules = rules_only_table(short)
+    grid = find_grid(img)
+    assert grid.shape == (9, 2)
+    top, bottom = grid.row_edges[short], grid.row_edges[short + 1]
+    assert abs(top - rules[short]) <= 3 and abs(bottom - rules[short + 1]) <= 3
+
+
+def test_a_gap_off_the_pitch_without_rules_still_splits() -> None:
+    # Rows 1.45 pitches apart with nothing between them are two blocks:
+    # only rules vouch for a row there.
+    img, _ = rules_only_table(3)
+    gray = to_gray(img)
+    maps = measure_ink(img, gray)
+    lines = number_lines(group_lines(find_tokens(maps.glyphs, maps.text_h, gray), maps.text_h))
+    rows = [line for line in lines if line[0].box[1] > 230]
+    assert len(rows) == 8
+    assert len(pick_block(rows)) == 5
+    assert len(pick_block(rows, maps)) == 8

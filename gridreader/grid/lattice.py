@@ -27,6 +27,10 @@ _MIN_ROWS_LEFT = 3
 # A table's rows keep their pitch closely (CSS, a printed form); a line of
 # other print just below or above it (a footnote) sits off that pitch.
 _ROW_PITCH_SLACK = 0.15
+# Rules this far apart (in pitches) in a gap bound a row of their own: an
+# empty web row has no line box, so it is only its padding tall (0.3-0.8 of
+# a pitch), and the gap around it is no whole number of pitches.
+_ROW_RULES_APART = 0.3
 
 
 def group_lines(tokens: list[Token], text_h: float) -> list[list[Token]]:
@@ -91,8 +95,9 @@ def _band(line: list[Token]) -> tuple[int, int]:
     return min(t.box[1] for t in line), max(t.box[3] for t in line)
 
 
-def pick_block(lines: list[list[Token]]) -> list[list[Token]]:
-    """The largest run of number lines at one pitch (whole multiples allowed)."""
+def pick_block(lines: list[list[Token]], maps: InkMaps | None = None) -> list[list[Token]]:
+    """The largest run of number lines at one pitch (whole multiples allowed,
+    and, given the page's ``maps``, a gap that rules divide into rows)."""
     if len(lines) < 2:
         return lines
     tops = [_middle(line) for line in lines]
@@ -101,7 +106,11 @@ def pick_block(lines: list[list[Token]]) -> list[list[Token]]:
     blocks: list[list[int]] = [[0]]
     for i, step in enumerate(steps, start=1):
         k = round(step / pitch) if pitch > 0 else 0
-        if 1 <= k <= _MAX_PITCHES and abs(step / pitch - k) <= _PITCH_TOLERANCE * k:
+        if (1 <= k <= _MAX_PITCHES and abs(step / pitch - k) <= _PITCH_TOLERANCE * k) or (
+            maps is not None
+            and 1 + _PITCH_TOLERANCE < step / pitch <= _MAX_PITCHES
+            and len(_row_rules(maps, lines[i - 1], lines[i], pitch)) >= 2
+        ):
             blocks[-1].append(i)
         else:
             blocks.append([i])
@@ -163,6 +172,20 @@ def _drop_straddling(block: list[list[Token]], pitch: float) -> list[list[Token]
     return block
 
 
+def _row_rules(maps: InkMaps, above: list[Token], below: list[Token], pitch: float) -> list[float]:
+    """The rules (or fill edges) across the gap between two lines, at least
+    :data:`_ROW_RULES_APART` pitches apart, as y positions."""
+    x0 = min(t.box[0] for t in (*above, *below))
+    x1 = max(t.box[2] for t in (*above, *below))
+    y0, y1 = _band(above)[1], _band(below)[0]
+    if y1 - y0 < 2 or x1 - x0 < 2:
+        return []
+    rules = maps.rules_h[y0:y1, x0:x1] | maps.steps_h[y0:y1, x0:x1]
+    cover = cv2.dilate(rules, np.ones((3, 1), np.uint8)).mean(axis=1)
+    cuts = structural_cuts(cover, max(2.0, 0.35 * maps.text_h), 0.5)
+    return _apart([c + y0 for c in cuts], _ROW_RULES_APART * pitch)
+
+
 def _middle(line: list[Token]) -> float:
     return float(np.mean([t.centre[1] for t in line]))
 
@@ -205,7 +228,7 @@ def lattice_edges(maps: InkMaps, tokens: list[Token]) -> tuple[list[float], list
     """Row and column edges of the lattice of number tokens, or ``None`` when
     the numbers form no table (fewer than two cells)."""
     th = maps.text_h
-    block = pick_block(number_lines(group_lines(tokens, th), th))
+    block = pick_block(number_lines(group_lines(tokens, th), th), maps)
     nums = [t for line in block for t in line]
     if len(nums) < 2:
         return None
@@ -242,6 +265,15 @@ def _cuts(
     return [c + reach_lo for c in structural_cuts(cover, max(2.0, 0.35 * maps.text_h), 0.5)]
 
 
+def _apart(cuts: list[float], gap: float) -> list[float]:
+    """``cuts`` (ascending) thinned so that neighbours are ``gap`` apart."""
+    kept: list[float] = []
+    for c in cuts:
+        if not kept or c - kept[-1] >= gap:
+            kept.append(c)
+    return kept
+
+
 def _edges(
     bands: list[tuple[int, int]], cuts: list[float], th: float, regular: bool
 ) -> list[float]:
@@ -259,7 +291,13 @@ def _edges(
     for (a, b), step in zip(itertools.pairwise(bands), np.diff(centres), strict=True):
         inside = [c for c in cuts if a[1] <= c <= b[0]]
         k = max(1, round(step / pitch)) if regular and len(bands) >= 3 else 1
-        if k == 1:
+        apart = _apart(inside, _ROW_RULES_APART * pitch)
+        if regular and step > (1 + _PITCH_TOLERANCE) * pitch and len(apart) >= max(2, k):
+            # Rules divide the gap into rows (an empty row shorter than the
+            # others): they are its edges. Fewer rules than the pitch asks
+            # for (one lost to JPEG) leave the even spacing below in charge.
+            edges.extend(apart)
+        elif k == 1:
             mid = (a[1] + b[0]) / 2.0
             edges.append(min(inside, key=lambda c: abs(c - mid)) if inside else mid)
         else:
