@@ -137,10 +137,30 @@ def test_blank_cells_and_marks_of_every_size_are_refused() -> None:
     with pytest.raises(NoTableError, match="1 of 6 cells hold a glyph"):
         check_cells(img, ys, xs)
     mixed = np.full((80, 160), 255, np.uint8)
-    for k, h in enumerate((4, 10, 20, 28)):
+    # (A mark under a tenth of its cell is a speck, no glyph: the smallest is 10 px of 80.)
+    for k, h in enumerate((10, 18, 34, 52)):
         cv2.rectangle(mixed, (k * 40 + 15, 40 - h // 2), (k * 40 + 22, 40 + h // 2), 0, -1)
     with pytest.raises(NoTableError, match="not one type size"):
         check_cells(mixed, [0, 80], [0, 40, 80, 120, 160])
+
+
+def test_specks_and_dashes_are_no_glyphs_and_tiny_marks_no_print() -> None:
+    # Thin dashes (a thick line's broken edge in a bent photo) and specks
+    # under a tenth of the cell leave it blank, not a glyph of odd height.
+    img, ys, xs = _cells([["1", "22", ""], ["7", "", "36"]])
+    cv2.line(img, (88, 20), (103, 20), 0, 1)
+    cv2.rectangle(img, (48, 58), (59, 60), 0, -1)
+    ev = cell_evidence(img, ys, xs)
+    assert (ev.blank, ev.glyphs) == (2, 4)
+    check_cells(img, ys, xs)
+    # Marks 2 px tall in every cell are no print, however regular.
+    tiny = np.full((4 * 12, 5 * 20), 255, np.uint8)
+    for r in range(4):
+        for c in range(5):
+            cv2.rectangle(tiny, (c * 20 + 8, r * 12 + 5), (c * 20 + 10, r * 12 + 6), 0, -1)
+    ys, xs = [r * 12 for r in range(5)], [c * 20 for c in range(6)]
+    with pytest.raises(NoTableError, match="too small"):
+        check_cells(tiny, ys, xs)
 
 
 def test_a_single_line_must_be_mostly_numbers() -> None:

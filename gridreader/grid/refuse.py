@@ -37,6 +37,11 @@ _MAX_HEIGHT_SPREAD = 0.5
 # of its cell's ground (0.96-1.0 on 3,400 tables, printed, handwritten, web,
 # photographed), a photograph's patches on both (0.2-0.7 on most pictures).
 _MIN_PURITY = 0.85
+# Marks under a tenth of their cell's height are no number; and numbers
+# under 3 px (median) are no print anyone could read (5 px digits at least
+# on every screen and scan here).
+_MIN_GLYPH_SHARE = 0.1
+_MIN_GLYPH_PX = 3.0
 # Crowded cells: noise and texture fill nearly all (0.8-1.0 of them on 24
 # noise and photo pictures); real tables at most a fifth (rules off the
 # edges, specks of a dim photo).
@@ -52,6 +57,7 @@ class CellEvidence:
         blank: cells with no ink.
         glyphs: cells whose ink is a few compact marks clear of the sides.
         heights: the marks' height in each glyph cell, as a share of the cell's.
+        pixels: the same heights in pixels.
         purity: in each glyph cell, how much of its ink lies on one side of
             the ground (1: all darker or all lighter; 0: as much either way).
     """
@@ -61,6 +67,7 @@ class CellEvidence:
     glyphs: int
     heights: tuple[float, ...] = ()
     purity: tuple[float, ...] = ()
+    pixels: tuple[float, ...] = ()
 
     @property
     def messy(self) -> int:
@@ -74,16 +81,18 @@ def cell_evidence(gray: np.ndarray, ys: list[int], xs: list[int]) -> CellEvidenc
     n = rows * cols
     picks = np.unique(np.linspace(0, n - 1, min(n, _SAMPLE)).round().astype(int))
     blank = glyphs = 0
-    heights, purity = [], []
+    heights, purity, pixels = [], [], []
     for k in picks:
         r, c = divmod(int(k), cols)
-        kind, height, pure = _cell_kind(gray[ys[r] : ys[r + 1], xs[c] : xs[c + 1]])
+        cell = gray[ys[r] : ys[r + 1], xs[c] : xs[c + 1]]
+        kind, height, pure = _cell_kind(cell)
         blank += kind == "blank"
         glyphs += kind == "glyphs"
         if kind == "glyphs":
             heights.append(height)
             purity.append(pure)
-    return CellEvidence(len(picks), blank, glyphs, tuple(heights), tuple(purity))
+            pixels.append(height * cell.shape[0])
+    return CellEvidence(len(picks), blank, glyphs, tuple(heights), tuple(purity), tuple(pixels))
 
 
 def _cell_kind(cell: np.ndarray) -> tuple[str, float, float]:
@@ -131,6 +140,10 @@ def _cell_kind(cell: np.ndarray) -> tuple[str, float, float]:
     touched = (x0 == 0) + (y0 == 0) + (x1 == iw) + (y1 == ih)
     if touched >= 3:
         return "messy", 0.0, 0.0
+    if y1 - y0 < _MIN_GLYPH_SHARE * h:
+        # A speck or a broken dash, not a number (the smallest screen text
+        # is a third of its cell).
+        return "blank" if specks <= 3 else "messy", 0.0, 0.0
     return "glyphs", (y1 - y0) / h, pure
 
 
@@ -213,7 +226,8 @@ def check_cells(gray: np.ndarray, ys: list[int], xs: list[int]) -> None:
             table of one row or column), or the marks in the cells
             are of no common size (numbers of one table share a type size;
             the patches a photograph leaves in its cells do not), or are
-            lighter and darker than their cells at once.
+            lighter and darker than their cells at once, or too small to
+            be print.
     """
     ev = cell_evidence(gray, ys, xs)
     if ev.messy > _MAX_MESSY * ev.cells:
@@ -225,6 +239,9 @@ def check_cells(gray: np.ndarray, ys: list[int], xs: list[int]) -> None:
     single = len(ys) == 2 or len(xs) == 2
     if ev.glyphs < 2 or (single and 2 * ev.glyphs < ev.cells):
         raise NoTableError(f"no table found ({ev.glyphs} of {ev.cells} cells hold a glyph)")
+    size = float(np.median(ev.pixels))
+    if size < _MIN_GLYPH_PX:
+        raise NoTableError(f"no table found (marks in the cells {size:.1f} px tall, too small)")
     heights = np.asarray(ev.heights)
     spread = float(heights.std() / heights.mean())
     if spread > _MAX_HEIGHT_SPREAD:
