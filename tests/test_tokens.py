@@ -244,3 +244,36 @@ def test_a_gap_off_the_pitch_without_rules_still_splits() -> None:
     assert len(rows) == 8
     assert len(pick_block(rows)) == 5
     assert len(pick_block(rows, maps)) == 8
+
+
+MONO = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
+
+
+def mono_page(lines: int, size: int, rows: int = 5) -> np.ndarray:
+    """A borderless 2-column table, rows far apart, under ``lines`` of lower-case
+    prose in a monospace face (its letters pass for digits, and the page's text
+    height is their x-height, 1.34 times under the digits')."""
+    img = Image.new("RGB", (900, 200 + lines * 24 + rows * 70), "white")
+    d = ImageDraw.Draw(img)
+    font = ImageFont.truetype(str(MONO), size)
+    prose = (
+        "since march the wheel has paid out seven times, see the last results below",
+        "results are updated every few minutes; the week before is in the archive",
+        "our house rules are on the next page and the dealer can answer questions",
+    )
+    for i in range(lines):
+        d.text((20, 30 + 24 * i), prose[i % 3], font=font, fill=(60, 60, 60))
+    for r in range(rows):
+        for c in range(2):
+            value = str((r * 11 + c * 5 + 3) % 37)
+            d.text((40 + 330 * c, 60 + 24 * lines + 70 * r), value, font=font, fill=(60, 60, 60))
+    return np.asarray(img)
+
+
+@pytest.mark.parametrize(("lines", "size"), [(1, 18), (2, 16), (3, 18)])
+def test_digits_taller_than_the_pages_lower_case_are_the_table(lines: int, size: int) -> None:
+    # Taken at the prose's x-height, the digits were off-size and the table
+    # lost its rows (2x1 or 2x2 of 5x2).
+    from gridreader.grid import find_grid
+
+    assert find_grid(mono_page(lines, size)).shape == (5, 2)
