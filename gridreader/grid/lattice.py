@@ -197,10 +197,7 @@ def _row_rules(maps: InkMaps, above: list[Token], below: list[Token], pitch: flo
     y0, y1 = _band(above)[1], _band(below)[0]
     if y1 - y0 < 2 or x1 - x0 < 2:
         return []
-    rules = maps.rules_h[y0:y1, x0:x1] | maps.steps_h[y0:y1, x0:x1]
-    cover = cv2.dilate(rules, np.ones((3, 1), np.uint8)).mean(axis=1)
-    cuts = structural_cuts(cover, max(2.0, 0.35 * maps.text_h), 0.5)
-    return _apart([c + y0 for c in cuts], _ROW_RULES_APART * pitch)
+    return _apart(_rule_cuts(maps, (y0, y1), (x0, x1), axis=0), _ROW_RULES_APART * pitch)
 
 
 def _middle(line: list[Token]) -> float:
@@ -268,18 +265,27 @@ def _cuts(
     maps: InkMaps, span: tuple[int, int], bands: list[tuple[int, int]], axis: int
 ) -> list[float]:
     """Rule and fill-edge positions along ``axis`` across the lattice's extent."""
-    a, b = span
     reach_lo = max(0, bands[0][0] - 2 * (bands[-1][1] - bands[0][0]) // max(1, len(bands)) - 2)
     reach_hi = bands[-1][1] + 2 * (bands[-1][1] - bands[0][0]) // max(1, len(bands)) + 2
+    return _rule_cuts(maps, (reach_lo, reach_hi), span, axis)
+
+
+def _rule_cuts(
+    maps: InkMaps, along: tuple[int, int], across: tuple[int, int], axis: int
+) -> list[float]:
+    """Positions along ``axis`` (page pixels, within ``along``) of the rules
+    and fill edges that run across most of ``across``."""
+    lo, hi = along
+    a, b = across
     if axis == 0:
-        rules = maps.rules_h[reach_lo:reach_hi, a:b] | maps.steps_h[reach_lo:reach_hi, a:b]
+        rules = maps.rules_h[lo:hi, a:b] | maps.steps_h[lo:hi, a:b]
         cover = cv2.dilate(rules, np.ones((3, 1), np.uint8)).mean(axis=1)
     else:
-        rules = maps.rules_v[a:b, reach_lo:reach_hi] | maps.steps_v[a:b, reach_lo:reach_hi]
+        rules = maps.rules_v[a:b, lo:hi] | maps.steps_v[a:b, lo:hi]
         cover = cv2.dilate(rules, np.ones((1, 3), np.uint8)).mean(axis=0)
     if cover.size == 0:
         return []
-    return [c + reach_lo for c in structural_cuts(cover, max(2.0, 0.35 * maps.text_h), 0.5)]
+    return [c + lo for c in structural_cuts(cover, max(2.0, 0.35 * maps.text_h), 0.5)]
 
 
 def _apart(cuts: list[float], gap: float) -> list[float]:

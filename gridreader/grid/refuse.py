@@ -34,7 +34,7 @@ _MIN_INK_STEP = 24
 # a photograph 0.5 and more.
 _MAX_HEIGHT_SPREAD = 0.5
 # Mean ink purity of the glyph cells: a number's strokes all lie on one side
-# of its cell's ground (0.96-1.0 on 3,400 tables, printed, handwritten, web,
+# of its cell's ground (0.96-1.0 on 3,370 tables, printed, handwritten, web,
 # photographed), a photograph's patches on both (0.2-0.7 on most pictures).
 _MIN_PURITY = 0.85
 # Marks under a tenth of their cell's height are no number; and numbers
