@@ -163,3 +163,40 @@ def test_a_shape_hint_keeps_the_page_sag() -> None:
     assert np.array_equal(hinted.to_image, plain.to_image)
     boxes = {(c.row, c.col): c.box for c in cell_boxes(hinted)}
     assert min(_iou(boxes[r, c], meta["boxes"][r][c]) for r in range(9) for c in range(9)) >= 0.5
+
+
+def two_grids_side_by_side(gap: int) -> np.ndarray:
+    """Two ruled 9x9 puzzles ``gap`` px apart on a page over a dark desk, the
+    second cut by the picture's right edge (a neighbouring puzzle in view)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", (900, 560), (70, 50, 40))
+    d = ImageDraw.Draw(img)
+    d.rectangle((0, 0, 899, 500), fill=(235, 235, 230))
+    font = ImageFont.truetype(str(FONT), 24)
+    rng = np.random.default_rng(7)
+    cell = 44
+    for left in (40, 40 + 9 * cell + gap):
+        for k in range(10):
+            width = 3 if k % 3 == 0 else 1
+            d.line(
+                [(left + k * cell, 40), (left + k * cell, 40 + 9 * cell)], fill="black", width=width
+            )
+            d.line(
+                [(left, 40 + k * cell), (left + 9 * cell, 40 + k * cell)], fill="black", width=width
+            )
+        for r in range(9):
+            for c in range(9):
+                if rng.random() < 0.4:
+                    xy = (left + c * cell + 15, 40 + r * cell + 8)
+                    d.text(xy, str(int(rng.integers(1, 10))), font=font, fill="black")
+    return np.asarray(img)
+
+
+@pytest.mark.parametrize("gap", [50, 80])
+def test_a_second_grid_beside_the_first_is_left_out(gap: int) -> None:
+    # Their rows line up and the search's reach spans the gap: the two were
+    # one structure of 9x19 or so. No horizontal rule crosses the gap.
+    grid = find_grid(two_grids_side_by_side(gap))
+    assert grid.shape == (9, 9)
+    assert grid.col_edges[0] >= 30 and grid.col_edges[-1] <= 40 + 9 * 44 + 10

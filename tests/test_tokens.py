@@ -277,3 +277,57 @@ def test_digits_taller_than_the_pages_lower_case_are_the_table(lines: int, size:
     from gridreader.grid import find_grid
 
     assert find_grid(mono_page(lines, size)).shape == (5, 2)
+
+
+def _line(y: int, boxes: list[tuple[int, int, int]]) -> list[Token]:
+    """Tokens ``(x, width, height)`` on one baseline at ``y + 16``."""
+    return [Token((x, y + 16 - h, x + w, y + 16), 1, True, False, 1.0) for x, w, h in boxes]
+
+
+def _caption(y: int) -> list[Token]:
+    # A monospace caption, letters 3 px apart and words 14 px apart: capitals
+    # and ascenders as tall as the digits, the rest x-height.
+    boxes, x = [], 10
+    for word in ("Results", "of", "table", "61,", "by", "spin"):
+        for ch in word:
+            boxes.append((x, 8, 16 if ch in "Rltf61bd" else 11))
+            x += 11
+        x += 14
+    return _line(y, boxes)
+
+
+def test_a_line_of_letters_set_one_by_one_is_no_table_row() -> None:
+    # Its letters are tokens of their own, and as many are digit-tall as
+    # not: only their spacing (a letter's gap, not a cell's) tells it.
+    rows = [_line(60 + 40 * r, [(10 + 70 * c, 16, 16) for c in range(8)]) for r in range(3)]
+    kept = number_lines([_caption(10), *rows])
+    assert [line[0].box[1] for line in kept] == [60, 100, 140]
+
+
+def test_badges_and_broken_numbers_are_no_run_of_letters() -> None:
+    # A badge's arcs stand 3 px from its number, and a handwritten number
+    # broken in two leaves a 3 px gap: the cells' gaps still tell a table row.
+    badges = _line(
+        10,
+        [
+            b
+            for c in range(4)
+            for b in ((10 + 70 * c, 5, 22), (18 + 70 * c, 16, 16), (37 + 70 * c, 5, 22))
+        ],
+    )
+    broken = _line(60, [b for c in range(5) for b in ((10 + 70 * c, 7, 16), (20 + 70 * c, 8, 16))])
+    kept = number_lines([badges, broken], text_h=16.0)
+    assert [len(line) for line in kept] == [4, 10]
+
+
+def test_a_stroke_drawn_as_its_two_edges_is_one_glyph() -> None:
+    # The outline map draws a thick "1" as two edges with a column of ink
+    # between them: "18" is two glyphs, not three (which made it a word).
+    glyphs = np.zeros((40, 80), np.uint8)
+    glyphs[10:25, 10] = glyphs[10:25, 12] = 1
+    glyphs[10:25, 16:27] = 1
+    gray = np.full(glyphs.shape, 255, np.uint8)
+    gray[10:25, 10:13] = 0
+    gray[10:25, 16:27] = 0
+    (token,) = find_tokens(glyphs, 15.0, gray)
+    assert token.glyphs == 2 and token.number and not token.word

@@ -8,6 +8,7 @@ edges (:mod:`.edges`) and settles its outer rows and columns (:mod:`.bounds`).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import cv2
@@ -43,6 +44,8 @@ _MIN_CELL_PX = 7.0
 # Pages smaller than this (work pixels) are searched whole: a window would not pay.
 _WINDOW_MIN_PX = 500_000
 _WINDOW_MAX_SHARE = 0.6
+# A rule along this share of the grid's height (or width) runs through it.
+_THROUGH = 0.8
 
 
 def find_grid(image: np.ndarray, *, shape: Shape | None = None) -> Grid:
@@ -325,6 +328,11 @@ def _best_candidate(
         return structural
     if len(structural[0]) < 2 or len(structural[1]) < 2:
         return lattice[0], lattice[1], "lattice"
+    # A rule the whole table's height inside one of the lattice's columns
+    # (or its width inside a row) parts two cells it took for one: two
+    # ruled grids side by side whose rows line up, read as one.
+    if _ruled_through(maps, *lattice) > _ruled_through(maps, structural[0], structural[1]):
+        return structural
     lines = number_lines(group_lines(tokens, maps.text_h), maps.text_h)
     numbers = [t for line in lines for t in line]
     words = [t for t in tokens if t.word]
@@ -372,6 +380,23 @@ def _best_candidate(
     ):
         return lattice[0], lattice[1], "lattice"
     return structural
+
+
+def _ruled_through(maps: InkMaps, rows: list[float], cols: list[float]) -> int:
+    """How many rows and columns of the grid have a rule across their
+    middle, from one end of the grid to the other."""
+    y0, y1 = round(rows[0]), round(rows[-1])
+    x0, x1 = round(cols[0]), round(cols[-1])
+    if y1 - y0 < 2 or x1 - x0 < 2:
+        return 0
+    down = maps.rules_v[y0:y1, x0:x1].mean(axis=0) >= _THROUGH
+    across = maps.rules_h[y0:y1, x0:x1].mean(axis=1) >= _THROUGH
+    n = 0
+    for edges, full, start in ((cols, down, x0), (rows, across, y0)):
+        for a, b in itertools.pairwise(edges):
+            lo, hi = round(a + 0.2 * (b - a)) - start, round(b - 0.2 * (b - a)) - start
+            n += bool(full[max(0, lo) : max(0, hi + 1)].any())
+    return n
 
 
 def _straighten(gray: np.ndarray, angle: float) -> tuple[np.ndarray, tuple[int, int]]:

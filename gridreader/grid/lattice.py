@@ -34,6 +34,12 @@ _ROW_RULES_APART = 0.3
 # Digits against a face's lower case: as tall as its capitals, 1.2-1.45
 # times its x-height (Anonymous Pro 1.23, DejaVu Sans Mono 1.34, Open Sans 1.37).
 _CAPITALS = (1.15, 1.6)
+# Tokens in a line before it may be told a run of letters (a caption of
+# four words is twenty).
+_LETTER_RUN = 8
+# Tokens narrower than this (over their height) are arcs, brackets or bars
+# (a monospace face's letters are wider, serifs and all).
+_ARC = 0.45
 
 
 def group_lines(tokens: list[Token], text_h: float) -> list[list[Token]]:
@@ -94,8 +100,29 @@ def _lines_of_height(lines: list[list[Token]], digit_h: float) -> list[list[Toke
         off = [t.box[2] - t.box[0] for t in line if _off_size(t, digit_h)]
         if len(off) >= 3 * len(nums) and sum(off) > width:
             continue
+        if _letter_run(line, digit_h):
+            continue
         out.append(sorted(nums, key=lambda t: t.box[0]))
     return out
+
+
+def _letter_run(line: list[Token], digit_h: float) -> bool:
+    """A line of letters set one by one: monospace or letter-spaced prose,
+    whose letters are tokens of one glyph, each a letter's gap from the next.
+    A table's numbers stand a cell's padding apart (at least about half a
+    digit height even in 8 px roulette cells). Word spaces are a fifth or
+    so of a prose line's gaps, and hardly wider than a letter (about 1.3
+    digit heights in a monospace face). A row of numbers each broken in two
+    pieces (handwriting) keeps a third of its gaps or more a cell wide."""
+    # A badge's arcs (narrow and tall) stand close beside its number.
+    xs = sorted(
+        (t.box[0], t.box[2]) for t in line if t.box[2] - t.box[0] >= _ARC * (t.box[3] - t.box[1])
+    )
+    if len(xs) < _LETTER_RUN:
+        return False
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(xs)]
+    near, far = np.percentile(gaps, [60, 80])
+    return float(near) < 0.5 * digit_h and float(far) < 1.6 * digit_h
 
 
 def _off_size(t: Token, digit_h: float) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 
@@ -11,15 +13,22 @@ from gridreader.imaging import components
 
 Region = tuple[int, int, int, int]
 
+# A gap this many text heights wide with no horizontal rule across it parts
+# two grids set side by side.
+_SIDE_GAP = 1.5
+# ... and where fewer than this share of the most rule pixels in a column
+# cross it.
+_GAP_RULES = 0.3
+
 
 def locate_structure(maps: InkMaps) -> Region | None:
     """Bounding box of the ruled / filled structure that holds the most text."""
     # Only elements longer than any glyph stroke: big bold titles make short
     # rules and steps of their own, which must not pull the region upwards.
     span = max(12, round(4 * maps.text_h))
-    structure = long_runs(maps.rules_h | maps.steps_h, span, horizontal=True) | long_runs(
-        maps.rules_v | maps.steps_v, span, horizontal=False
-    )
+    across = long_runs(maps.rules_h | maps.steps_h, span, horizontal=True)
+    down = long_runs(maps.rules_v | maps.steps_v, span, horizontal=False)
+    structure = across | down
     if int(structure.sum()) == 0:
         return None
     # Zebra stripes and fills are separate pieces a row apart; join them.
@@ -37,12 +46,43 @@ def locate_structure(maps: InkMaps) -> Region | None:
         )
         if xs.size == 0:
             continue
-        box = (int(x + xs.min()), int(y + ys.min()), int(x + xs.max() + 1), int(y + ys.max() + 1))
-        inside = _count_inside(glyph_pts, box)
-        score = inside + 1e-6 * (box[2] - box[0]) * (box[3] - box[1])
-        if inside >= 2 and (best is None or score > best[0]):
-            best = (score, box)
+        whole = (int(x + xs.min()), int(y + ys.min()), int(x + xs.max() + 1), int(y + ys.max() + 1))
+        for box in _split_side_by_side(across, down, whole, maps.text_h):
+            inside = _count_inside(glyph_pts, box)
+            score = inside + 1e-6 * (box[2] - box[0]) * (box[3] - box[1])
+            if inside >= 2 and (best is None or score > best[0]):
+                best = (score, box)
     return best[1] if best else None
+
+
+def _split_side_by_side(
+    across: np.ndarray, down: np.ndarray, box: Region, text_h: float
+) -> list[Region]:
+    """``box`` cut where hardly any horizontal rule or fill crosses a gap at
+    least :data:`_SIDE_GAP` text heights wide, when every piece has vertical rules
+    of its own: two ruled grids side by side (a second puzzle in a
+    photograph) are joined by the search's reach, and their rows line up.
+    A table whose rules stop at its column gaps (underlines per column) has
+    no vertical rules, and stays whole. Pieces cut by the picture's edge are
+    dropped while a whole one stays."""
+    x0, y0, x1, y1 = box
+    # The outermost rules may run on (a page's edge, a shadow joining both
+    # grids' borders): a gap is where few rules cross.
+    count = (across[y0:y1, x0:x1] > 0).sum(axis=0)
+    crossed = count > _GAP_RULES * count.max()
+    pieces = [(x0 + s, x0 + e) for s, e in runs(crossed)]
+    cuts = [
+        (a[1], b[0]) for a, b in itertools.pairwise(pieces) if b[0] - a[1] >= _SIDE_GAP * text_h
+    ]
+    if not cuts:
+        return [box]
+    edges = [x0] + [v for gap in cuts for v in gap] + [x1]
+    out = [(edges[i], y0, edges[i + 1], y1) for i in range(0, len(edges), 2)]
+    if not all(down[y0:y1, a:b].any(axis=0).sum() >= 2 for a, _, b, _ in out):
+        return [box]
+    # A grid cut by the picture's edge is the one beside the photographed one.
+    whole = [r for r in out if r[0] > 1 and r[2] < across.shape[1] - 1]
+    return whole or out
 
 
 def _count_inside(pts: np.ndarray, box: Region) -> int:

@@ -96,18 +96,38 @@ def find_tokens(glyphs: np.ndarray, text_h: float, gray: np.ndarray) -> list[Tok
         x0, x1 = x + int(inked[0]), x + int(inked[-1]) + 1
         rows = np.flatnonzero(piece.any(axis=1))
         y0, y1 = y + int(rows[0]), y + int(rows[-1]) + 1
-        count = len(runs(cols[inked[0] : inked[-1] + 1]))
         tw, th = x1 - x0, y1 - y0
+        ink = _ink_mask(gray, (x0, y0, x1, y1))
+        # The outline map draws a stroke as its two edges: a column between
+        # them (the inside of a "1") is ink most of the glyph's height, where
+        # a gap between letters is not (bold letters touch only in places).
+        stems = ink.sum(axis=0) >= 0.6 * th
+        count = len(runs(cols[inked[0] : inked[-1] + 1] | stems))
         wide = (count >= _WORD_GLYPHS and tw > _WORD_GLYPHS_MIN_WIDTH * text_h) or (
             tw > _WORD_WIDTH * text_h
         )
         number = not wide and 0.5 * text_h <= th <= 1.6 * text_h
         # Ascenders and descenders make a word at most ~1.3 digit heights tall.
         word = wide and 0.5 * text_h <= th <= 1.4 * text_h
-        outline = int(np.count_nonzero(piece))
-        weight = stroke_weight(gray[y0:y1, x0:x1], outline)
+        weight = stroke_weight(gray[y0:y1, x0:x1], int(np.count_nonzero(piece)))
         out.append(Token((x0, y0, x1, y1), count, number, word, weight))
     return out
+
+
+def _ink_mask(gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The print in ``box`` of ``gray`` as a 0/1 mask, either polarity: the
+    side of an Otsu split that the ring of pixels just around the box (the
+    ground) is mostly not on."""
+    x0, y0, x1, y1 = box
+    h, w = gray.shape
+    a, b = max(0, y0 - 1), max(0, x0 - 1)
+    patch = gray[a : min(h, y1 + 1), b : min(w, x1 + 1)]
+    if patch.size == 0:
+        return np.zeros((y1 - y0, x1 - x0), np.uint8)
+    _, bright = cv2.threshold(patch, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    ring = np.concatenate((bright[0], bright[-1], bright[:, 0], bright[:, -1]))
+    ink = 1 - bright if 2 * int(ring.sum()) >= ring.size else bright
+    return ink[y0 - a : y1 - a, x0 - b : x1 - b]
 
 
 def stroke_weight(patch: np.ndarray, outline: int) -> float:
