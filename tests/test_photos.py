@@ -18,6 +18,8 @@ import pytest
 
 from gridreader.errors import DataError
 from gridreader.grid import cell_boxes, find_grid, rectify_image
+from gridreader.grid.bounds import merge_slivers
+from gridreader.grid.ink import InkMaps
 from gridreader.grid.rectify import (
     bend_points,
     find_outline,
@@ -200,3 +202,38 @@ def test_a_second_grid_beside_the_first_is_left_out(gap: int) -> None:
     grid = find_grid(two_grids_side_by_side(gap))
     assert grid.shape == (9, 9)
     assert grid.col_edges[0] >= 30 and grid.col_edges[-1] <= 40 + 9 * 44 + 10
+
+
+def _maps(centres: list[tuple[float, float]]) -> InkMaps:
+    blank = np.zeros((500, 500), np.uint8)
+    pts = np.array(centres, float).reshape(-1, 2)
+    return InkMaps(blank, blank, blank, blank, blank, 20.0, pts)
+
+
+def test_a_sliver_without_glyphs_is_no_column() -> None:
+    # A thick box line cut at both edges leaves a 6 px column among 44 px
+    # ones: its edges become one. With a glyph in it, it is a column.
+    rows = [float(40 + 44 * k) for k in range(10)]
+    cols = [40.0, 84.0, 128.0, 172.0, 178.0, 222.0, 266.0, 310.0, 354.0, 398.0, 442.0]
+    _, merged = merge_slivers(_maps([(60.0, 60.0)]), rows, cols, 0.25)
+    assert merged == [40.0, 84.0, 128.0, 175.0, 222.0, 266.0, 310.0, 354.0, 398.0, 442.0]
+    _, kept = merge_slivers(_maps([(175.0, 100.0)]), rows, cols, 0.25)
+    assert kept == cols
+    # A sliver that makes one cell with its neighbour is a stray cut: that
+    # edge goes. A short empty row (a web row of padding, 0.3 of a pitch) makes 1.3 cells.
+    stray = [40.0, 84.0, 128.0, 135.0, 172.0, 216.0]
+    assert merge_slivers(_maps([]), rows, stray, 0.25)[1] == [40.0, 84.0, 128.0, 172.0, 216.0]
+    short = [40.0, 84.0, 128.0, 141.0, 185.0, 229.0]
+    assert merge_slivers(_maps([]), rows, short, 0.25)[1] == short
+    # An outer sliver goes; rows are treated alike.
+    merged_rows, _ = merge_slivers(_maps([]), [*rows, rows[-1] + 8.0], cols[:4], 0.25)
+    assert merged_rows == rows
+
+
+@pytest.mark.parametrize(("family", "seed"), [("puzzle-lowres", 120116), ("puzzle-tilt", 170010)])
+def test_a_thick_line_cut_twice_is_one_edge(family: str, seed: int) -> None:
+    # Photos of two generator draws that came out 9x10: a box line cut at
+    # both of its edges (or a line doubled by the rectification) made a
+    # sliver column.
+    p = render_photo(family, seed=seed)
+    assert find_grid(p.image).shape == (9, 9)

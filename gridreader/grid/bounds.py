@@ -11,6 +11,11 @@ from gridreader.grid.ink import InkMaps
 from gridreader.grid.separators import text_bands
 
 _MAX_EXTEND = 100
+# Rows and columns this much narrower than the median, with no glyph, are
+# slivers; one that makes a pitch, to this share, with a neighbour is a cut
+# through that cell.
+_SLIVER = 0.4
+_ONE_PITCH = 0.1
 
 
 def grow_outer(
@@ -152,3 +157,62 @@ def closed_beyond(
         return float(np.mean(hits))
 
     return structured(int(body[0]), int(body[1])) >= 0.5 and structured(*window) < 0.25
+
+
+def merge_slivers(
+    maps: InkMaps, rows: list[float], cols: list[float], share: float
+) -> tuple[list[float], list[float]]:
+    """Remove rows and columns under :data:`_SLIVER` of the median width that
+    hold no glyph.
+
+    A sliver that makes one pitch with a neighbour is a stray cut through
+    that cell: the edge between them goes. Else, when under ``share`` of the
+    pitch, it is a thick rule cut at both edges, or a line doubled where a
+    photographed page sags: its edges become one at its middle (an outer
+    sliver goes). A web table's empty row, only its padding tall (0.3 of a
+    pitch or more), makes one and a half pitches or so with a neighbour.
+    """
+    pts = maps.glyph_centres
+    rows, cols = list(rows), list(cols)
+    for axis in (0, 1):
+        along, across = (rows, cols) if axis == 0 else (cols, rows)
+        while len(along) >= 4:
+            change = _sliver_change(pts, along, across, axis, share)
+            if change is None:
+                break
+            start, stop, new = change
+            along[start:stop] = new
+    return rows, cols
+
+
+def _sliver_change(
+    pts: np.ndarray, along: list[float], across: list[float], axis: int, share: float
+) -> tuple[int, int, list[float]] | None:
+    """The first sliver's mending as ``(start, stop, edges)`` to put in
+    ``along[start:stop]``, or ``None``."""
+    widths = np.diff(along)
+    pitch = float(np.median(widths))
+    last = len(widths) - 1
+    for i, w in enumerate(widths.tolist()):
+        if w >= _SLIVER * pitch:
+            continue
+        a, b = along[i], along[i + 1]
+        if pts.size:
+            on, off = (pts[:, 1], pts[:, 0]) if axis == 0 else (pts[:, 0], pts[:, 1])
+            if np.any((on > a) & (on < b) & (off > across[0]) & (off < across[-1])):
+                continue
+        joined = [
+            (abs(w + widths[j] - pitch), edge)
+            for j, edge in ((i - 1, i), (i + 1, i + 1))
+            if 0 <= j <= last
+        ]
+        miss, edge = min(joined)
+        if miss <= _ONE_PITCH * pitch:
+            return edge, edge + 1, []
+        if w < share * pitch:
+            if i == 0:
+                return 0, 1, []
+            if i == last:
+                return len(along) - 1, len(along), []
+            return i, i + 2, [(a + b) / 2.0]
+    return None

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from gridreader.errors import NoTableError
-from gridreader.grid.bounds import grow_outer, trim_open_sides
+from gridreader.grid.bounds import grow_outer, merge_slivers, trim_open_sides
 from gridreader.grid.cells import cell_cuts, rectify_image
 from gridreader.grid.edges import find_edges
 from gridreader.grid.ink import InkMaps, edge_map, measure_ink, text_height
@@ -298,6 +298,12 @@ def _search(
     rows = find_edges(maps, region, axis=0)
     rows, cols = trim_open_sides(maps, rows, cols)
     rows, cols = grow_outer(maps, rows, cols)
+    # A thick line cut at both edges, or a line doubled where a photographed
+    # page sags, leaves a sliver of a row or column. A web table's empty row
+    # is its padding tall, 0.3 of a pitch or more: only a photographed grid,
+    # cut from the frame its outline makes upright (ruled cells of one size),
+    # loses slivers that wide.
+    rows, cols = merge_slivers(maps, rows, cols, 0.25 if lattice else 0.4)
     if lattice:
         rows, cols, style = _best_candidate(maps, gray, (rows, cols, style))
     if len(rows) < 2 or len(cols) < 2 or (len(rows) - 1) * (len(cols) - 1) < 2:
