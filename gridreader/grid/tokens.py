@@ -9,6 +9,7 @@ titles, prose) have more glyphs or are wider.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import cv2
@@ -59,6 +60,9 @@ _JOIN = 0.3
 _WORD_GLYPHS = 3
 _WORD_GLYPHS_MIN_WIDTH = 1.2
 _WORD_WIDTH = 2.4
+# A gap between two runs of outline columns that is ink over this share of
+# the token's height throughout is the inside of a stroke.
+_STEM = 0.8
 # More glyph groups than a 2800 x 2000 page of small print holds.
 _MAX_TOKENS = 6000
 
@@ -98,11 +102,7 @@ def find_tokens(glyphs: np.ndarray, text_h: float, gray: np.ndarray) -> list[Tok
         y0, y1 = y + int(rows[0]), y + int(rows[-1]) + 1
         tw, th = x1 - x0, y1 - y0
         ink = _ink_mask(gray, (x0, y0, x1, y1))
-        # The outline map draws a stroke as its two edges: a column between
-        # them (the inside of a "1") is ink most of the glyph's height, where
-        # a gap between letters is not (bold letters touch only in places).
-        stems = ink.sum(axis=0) >= 0.6 * th
-        count = len(runs(cols[inked[0] : inked[-1] + 1] | stems))
+        count = _glyph_count(cols[inked[0] : inked[-1] + 1], ink)
         wide = (count >= _WORD_GLYPHS and tw > _WORD_GLYPHS_MIN_WIDTH * text_h) or (
             tw > _WORD_WIDTH * text_h
         )
@@ -112,6 +112,20 @@ def find_tokens(glyphs: np.ndarray, text_h: float, gray: np.ndarray) -> list[Tok
         weight = stroke_weight(gray[y0:y1, x0:x1], int(np.count_nonzero(piece)))
         out.append(Token((x0, y0, x1, y1), count, number, word, weight))
     return out
+
+
+def _glyph_count(cols: np.ndarray, ink: np.ndarray) -> int:
+    """Glyphs side by side: runs of inked columns of the outline map.
+
+    The outline map draws a thick stroke as its two edges: the inside of a
+    "1" is a gap between two runs whose columns are all ink over
+    :data:`_STEM` of the glyph's height. A gap between letters, even one
+    blurred shut in small print (60% at most), or letters of bold print
+    that touch in places, is not.
+    """
+    spans = runs(cols)
+    full = ink.sum(axis=0) >= _STEM * ink.shape[0]
+    return len(spans) - sum(1 for (_, a), (b, _) in itertools.pairwise(spans) if full[a:b].all())
 
 
 def _ink_mask(gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
