@@ -322,16 +322,18 @@ def test_badges_and_broken_numbers_are_no_run_of_letters() -> None:
 
 def test_a_stroke_drawn_as_its_two_edges_is_one_glyph() -> None:
     # The outline map draws a thick "1" as two edges with a column of ink
-    # between them: "18" is two glyphs, not three (which made it a word).
+    # between them: "18", 1.33 text heights wide, is two glyphs, not three
+    # (which made it a word).
     glyphs = np.zeros((40, 80), np.uint8)
     glyphs[10:25, 10] = glyphs[10:25, 12] = 1
-    glyphs[10:25, 16:27] = 1
+    glyphs[10:25, 16:30] = 1
     gray = np.full(glyphs.shape, 255, np.uint8)
     gray[10:25, 10:13] = 0
-    gray[10:25, 16:27] = 0
+    gray[10:25, 16:30] = 0
     (token,) = find_tokens(glyphs, 15.0, gray)
     assert token.glyphs == 2 and token.number and not token.word
-    # A gap between glyphs blurred shut over 60% of their height stays a gap.
+    # A gap between glyphs blurred shut over 60% of their height stays a gap
+    # (one glyph in all, else).
     gray[13:22, 13:16] = 0
     (token,) = find_tokens(glyphs, 15.0, gray)
     assert token.glyphs == 2

@@ -25,7 +25,9 @@ class Token:
 
     Attributes:
         box: ``(x0, y0, x1, y1)``, ends exclusive.
-        glyphs: how many glyphs side by side (runs of inked columns).
+        glyphs: how many glyphs side by side (runs of inked columns; the
+            inside of a thick stroke is told from a gap between glyphs only
+            where the count decides whether the token is a word).
         number: shaped like a number of one or two digits.
         word: shaped like a printed word (more glyphs, or wider, than a
             number; no taller than a line of print). Tokens that are
@@ -101,8 +103,11 @@ def find_tokens(glyphs: np.ndarray, text_h: float, gray: np.ndarray) -> list[Tok
         rows = np.flatnonzero(piece.any(axis=1))
         y0, y1 = y + int(rows[0]), y + int(rows[-1]) + 1
         tw, th = x1 - x0, y1 - y0
-        ink = _ink_mask(gray, (x0, y0, x1, y1))
-        count = _glyph_count(cols[inked[0] : inked[-1] + 1], ink)
+        count = len(runs(cols[inked[0] : inked[-1] + 1]))
+        if count >= _WORD_GLYPHS and tw > _WORD_GLYPHS_MIN_WIDTH * text_h:
+            # Only here can the insides of strokes make a number a word: the
+            # extra threshold is spared on every other token.
+            count = _glyph_count(cols[inked[0] : inked[-1] + 1], _ink_mask(gray, (x0, y0, x1, y1)))
         wide = (count >= _WORD_GLYPHS and tw > _WORD_GLYPHS_MIN_WIDTH * text_h) or (
             tw > _WORD_WIDTH * text_h
         )
