@@ -302,10 +302,6 @@ CASES: list[Case] = [
 KNOWN_FAILURES: dict[str, str] = {
     "tiny-ruled": "15x8 px ruled cells: inner rule segments between crossings taken for glyphs",
     "tiny-dark": "6 px digits, dark theme: a 1x4 table found instead of 8x8",
-    "sweep-scan-s28": (
-        "rectified by homography (sides over a degree apart), where the number lattice is"
-        " not applied: two extra columns (8x12) instead of 8x10"
-    ),
 }
 
 

@@ -237,3 +237,24 @@ def test_a_thick_line_cut_twice_is_one_edge(family: str, seed: int) -> None:
     # sliver column.
     p = render_photo(family, seed=seed)
     assert find_grid(p.image).shape == (9, 9)
+
+
+def test_a_small_box_in_perspective_is_no_photographed_grid() -> None:
+    # A piece of ink around four holes (a strip of badges on a web page, a
+    # logo) took the page for a photograph, and the search for that box's
+    # frame missed the table of numbers beside it.
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", (760, 560), "white")
+    d = ImageDraw.Draw(img)
+    font = ImageFont.truetype(str(FONT), 18)
+    rng = np.random.default_rng(3)
+    for r in range(8):
+        y = 30 + 44 * r
+        d.line([(20, y - 10), (420, y - 10)], fill=(200, 200, 200), width=1)
+        for c in range(5):
+            d.text((34 + 80 * c, y), str(int(rng.integers(0, 37))), font=font, fill="black")
+    d.polygon([(500, 420), (700, 420), (680, 500), (520, 500)], outline="black", width=3)
+    d.line([(600, 420), (600, 500)], fill="black", width=3)
+    d.line([(510, 460), (690, 460)], fill="black", width=3)
+    assert find_grid(np.asarray(img)).shape == (8, 5)

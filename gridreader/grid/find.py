@@ -44,6 +44,8 @@ _MIN_CELL_PX = 7.0
 # Pages smaller than this (work pixels) are searched whole: a window would not pay.
 _WINDOW_MIN_PX = 500_000
 _WINDOW_MAX_SHARE = 0.6
+# Fewest cells an outline must enclose to be taken for a photographed grid.
+_PHOTO_MIN_CELLS = 9
 # A rule along this share of the grid's height (or width) runs through it.
 _THROUGH = 0.8
 
@@ -116,7 +118,9 @@ def _find_in_photo(image: np.ndarray, small_gray: np.ndarray, probe: float) -> G
     the rotation search too, where a turn can straighten the picture.
     """
     outline = find_outline(small_gray, probe)
-    if outline is None:
+    # A grid photographed for its numbers has rows and columns: a piece of
+    # ink around a few holes (a strip of badges on a web page) is no outline.
+    if outline is None or outline.cells < _PHOTO_MIN_CELLS:
         return None
     rect_t = outline_transform(outline)
     bend = rect_t.bend
