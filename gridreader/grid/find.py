@@ -145,7 +145,7 @@ def _find_in_photo(image: np.ndarray, small_gray: np.ndarray, probe: float) -> G
         # The outline's rules vouch for the lines: on the photo set the lattice
         # of the numbers lost a row or column of empty puzzle cells 4 times
         # and mended 1 split column.
-        found = _find_in_page(rect, factor, 0.0, (text_h * factor, edges), lattice=False)
+        found = _find_in_page(rect, factor, 0.0, (text_h * factor, edges), photo=True)
     except NoTableError:
         return None
     x0, y0, x1, y1 = rect_t.box
@@ -251,15 +251,14 @@ def _find_in_page(
     factor: float,
     angle: float,
     measured: tuple[float, np.ndarray] | None = None,
-    lattice: bool = True,
+    photo: bool = False,
 ) -> Grid:
     """The grid anywhere in the page, straightening it first when skewed.
 
     ``measured`` (text height and edge map) may be passed when they were
-    already measured on this very image at this scale, unturned; ``lattice``
-    False keeps the structural grid (a photographed grid's ruled outline
-    vouches for its lines; the lattice of the numbers would merge or drop
-    rows and columns of empty puzzle cells).
+    already measured on this very image at this scale, unturned; ``photo``
+    is a photographed grid cut from the frame its outline makes upright (see
+    :func:`_search`).
     """
     work = _resize(image, factor)
     gray = to_gray(work)
@@ -268,7 +267,7 @@ def _find_in_page(
     if not np.allclose(to_rect, np.eye(3)):
         work = warp_to_rectified(work, to_rect, size)
         gray = to_gray(work)
-    rows, cols, style = _search(work, gray, factor, measured, lattice)
+    rows, cols, style = _search(work, gray, factor, measured, photo)
     # The grid is kept at full resolution, in the frame W / factor.
     f = np.diag([factor, factor, 1.0])
     to_image = np.linalg.inv(f) @ np.linalg.inv(to_rect) @ f
@@ -286,9 +285,14 @@ def _search(
     gray: np.ndarray,
     factor: float,
     measured: tuple[float, np.ndarray] | None = None,
-    lattice: bool = True,
+    photo: bool = False,
 ) -> tuple[list[float], list[float], str]:
     """Row and column edges of the table in a straight work image.
+
+    A ``photo`` (a photographed grid in the frame its ruled outline makes
+    upright) keeps the structural grid: its outline vouches for the lines,
+    and the lattice of the numbers would merge or drop rows and columns of
+    empty puzzle cells. Its cells are of one size, so wider slivers go.
 
     Returns:
         ``(rows, cols, style)``, edges in work pixels.
@@ -302,13 +306,10 @@ def _search(
     rows = find_edges(maps, region, axis=0)
     rows, cols = trim_open_sides(maps, rows, cols)
     rows, cols = grow_outer(maps, rows, cols)
-    # A thick line cut at both edges, or a line doubled where a photographed
-    # page sags, leaves a sliver of a row or column. A web table's empty row
-    # is its padding tall, 0.3 of a pitch or more: only a photographed grid,
-    # cut from the frame its outline makes upright (ruled cells of one size),
-    # loses slivers that wide.
-    rows, cols = merge_slivers(maps, rows, cols, 0.25 if lattice else 0.4)
-    if lattice:
+    # A web table's empty row is its padding tall, 0.3 of a pitch or more:
+    # only a photographed grid loses slivers that wide.
+    rows, cols = merge_slivers(maps, rows, cols, 0.4 if photo else 0.25)
+    if not photo:
         rows, cols, style = _best_candidate(maps, gray, (rows, cols, style))
     if len(rows) < 2 or len(cols) < 2 or (len(rows) - 1) * (len(cols) - 1) < 2:
         raise NoTableError("no table found (fewer than two cells)")
