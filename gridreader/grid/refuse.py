@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from gridreader.errors import NoTableError
-from gridreader.imaging import unwrap_badge
+from gridreader.imaging import components, unwrap_badge
 
 # Cells looked at: enough to judge, few enough to stay cheap on big tables.
 _SAMPLE = 32
@@ -114,12 +114,13 @@ def _cell_kind(cell: np.ndarray) -> tuple[str, float, float]:
     top = level.size - 1 - level.size // 200
     peak = float(np.partition(level.ravel(), top)[top])
     on = level >= min(_INK_STEP, max(_MIN_INK_STEP, 0.5 * peak))
-    ink = on.astype(np.uint8)
-    share = float(ink.mean())
+    count = int(np.count_nonzero(on))
+    share = count / on.size
     if share > 0.45:
         return "messy", 0.0, 0.0
-    pure = abs(float(np.sign(off[on]).mean())) if share else 0.0
-    n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    # Every inked pixel is off the ground one way or the other (never 0).
+    pure = abs(2 * int(np.count_nonzero(off[on] > 0)) - count) / count if count else 0.0
+    n, _, stats, _ = components(on.view(np.uint8))
     if share < 0.01:
         # Dust is no glyph; but a number in a roomy cell (14 px text in an
         # 86 x 300 px cell) is under 1% too, and its strokes are tall.
@@ -186,31 +187,43 @@ def _flattened(cell: np.ndarray) -> np.ndarray:
     """The cell's grey levels off its background, a plane fitted over it: the
     soft edge of a shadow or a light gradient across a cell is no ink."""
     h, w = cell.shape
+    middle = _median(cell.ravel())
     v = cell.astype(np.float64)
-    middle = float(np.median(v))
     # Fitted to the background only: ink pixels would tilt the plane.
-    paper = np.abs(v - middle) < _INK_STEP
+    paper = (cell > middle - _INK_STEP) & (cell < middle + _INK_STEP)
     n = int(np.count_nonzero(paper))
     if n < 8:
         return v - middle
     # Least squares by its normal equations: a 3x3 system from a few sums,
     # the same plane as a general solver's, several times faster per cell.
+    # Every sum is of whole numbers, exact in any order.
     x = np.arange(w, dtype=np.float64) / w
     y = np.arange(h, dtype=np.float64) / h
-    cols = paper.sum(axis=0).astype(np.float64)
-    rows = paper.sum(axis=1).astype(np.float64)
-    pv = np.where(paper, v, 0.0)
+    weight = paper.astype(np.float64)
+    cols, rows = weight.sum(axis=0), weight.sum(axis=1)
+    pv = v * weight
+    pv_cols = pv.sum(axis=0)
     sx, sy = cols @ x, rows @ y
-    sxy = y @ paper.astype(np.float64) @ x
+    sxy = y @ weight @ x
     normal = np.array([[n, sx, sy], [sx, cols @ (x * x), sxy], [sy, sxy, rows @ (y * y)]])
-    rhs = np.array([pv.sum(), pv.sum(axis=0) @ x, pv.sum(axis=1) @ y])
+    rhs = np.array([pv_cols.sum(), pv_cols @ x, pv.sum(axis=1) @ y])
     try:
         c0, cx, cy = np.linalg.solve(normal, rhs)
     except np.linalg.LinAlgError:
         # Paper in one row or column only: no plane to fit, the level will do.
         return v - middle
     res = v - (c0 + cx * x[None, :] + cy * y[:, None])
-    return res - float(np.median(res[paper]))
+    return res - _median(res[paper])
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a flat array, without its checks (it runs twice per
+    sampled cell)."""
+    k = values.size // 2
+    if values.size % 2:
+        return float(np.partition(values, k)[k])
+    low, high = np.partition(values, (k - 1, k))[k - 1 : k + 1]
+    return (float(low) + float(high)) / 2
 
 
 def check_cells(gray: np.ndarray, ys: list[int], xs: list[int]) -> None:
