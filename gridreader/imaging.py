@@ -86,10 +86,59 @@ def unwrap_badge(gray: np.ndarray) -> np.ndarray:
     h, w = gray.shape
     if h < 8 or w < 8:
         return gray
-    bg = quantile_u8(gray, 0.5)
-    diff = cv2.absdiff(gray, np.full_like(gray, bg))
-    thr = max(_BADGE_CONTRAST, 0.25 * float(diff.max()))
-    mask = (diff > thr).astype(np.uint8)
+    mask = _differs(gray, quantile_u8(gray, 0.5))
+    inside = _unwrap_in(gray, mask, cut=False)
+    if inside is not gray:
+        return inside
+    ground = _ground_beside_cut_badge(gray, mask)
+    if ground is None:
+        return gray
+    return _unwrap_in(gray, _differs(gray, ground), cut=True)
+
+
+def _differs(gray: np.ndarray, level: int) -> np.ndarray:
+    """0/1 mask of what clearly differs from grey ``level``."""
+    diff = cv2.absdiff(gray, np.full_like(gray, level))
+    return (diff > max(_BADGE_CONTRAST, 0.25 * float(diff.max()))).astype(np.uint8)
+
+
+def _ground_beside_cut_badge(gray: np.ndarray, mask: np.ndarray) -> int | None:
+    """The cell's ground when a badge over most of the cell (cut by its
+    edges, as when the grid hugs left-aligned or full-width badges) set the
+    median, or ``None``; ``mask`` is what differs from the median.
+
+    That ground is what differs along the crop's border: a real share of the
+    crop, broad and flat; and the badge makes a real share of the border.
+    Ruling along the sides is thin and rings the paper inside it; a
+    photograph's ground is not flat.
+    """
+    h, w = gray.shape
+    # (Most cells, a number on its ground, stop here.)
+    if cv2.countNonZero(mask) < _GROUND_SHARE * h * w:
+        return None
+    _, labels, _, _ = components(mask)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    around = np.isin(labels, edge[edge > 0]).astype(np.uint8)
+    if cv2.countNonZero(around) < _GROUND_SHARE * h * w:
+        return None
+    # Two pixels in: a table's own hairline border may run along the crop.
+    inner = labels[_RIM:-_RIM, _RIM:-_RIM]
+    rim = np.concatenate([inner[0], inner[-1], inner[1:-1, 0], inner[1:-1, -1]])
+    if np.count_nonzero(rim == 0) < _CUT_BORDER * rim.size:
+        return None
+    if cv2.distanceTransform(around, cv2.DIST_L2, 3).max() < max(_BROAD_PX, _BROAD * min(h, w)):
+        return None
+    ground_px = gray[around > 0].astype(np.int16)
+    ground = int(np.median(ground_px))
+    if np.count_nonzero(np.abs(ground_px - ground) <= _FLAT) < _BADGE_FLAT * ground_px.size:
+        return None
+    return ground
+
+
+def _unwrap_in(gray: np.ndarray, mask: np.ndarray, cut: bool) -> np.ndarray:
+    """:func:`unwrap_badge`, ``mask`` being what differs from the cell's
+    ground; a ``cut`` badge must reach the crop's edge."""
+    h, w = gray.shape
     # A cell with hardly any ink holds no badge (and is not worth the search).
     if cv2.countNonZero(mask) < _BADGE_COVER * h * w:
         return gray
@@ -102,7 +151,11 @@ def unwrap_badge(gray: np.ndarray) -> np.ndarray:
     # A boxed single digit (a keyboard-key or label style) may be narrower,
     # but then it fills its bounding box nearly square-cornered, which no
     # glyph's outline (an oval "0", a handwritten "8") does.
-    if bh < 8 or bw < _NARROW * bh or (bw >= w - 1 and bh >= h - 1):
+    if bw >= w - 1 and bh >= h - 1:
+        return gray
+    if bh < 8 or bw < _NARROW * bh:
+        return gray
+    if cut and x > 0 and y > 0 and x + bw < w and y + bh < h:
         return gray
     blob = (labels[y : y + bh, x : x + bw] == k).astype(np.uint8)
     filled = _fill_holes(blob)
@@ -127,7 +180,12 @@ def unwrap_badge(gray: np.ndarray) -> np.ndarray:
     wide = bw >= _WIDE * bh
     core_px, text_px = cv2.countNonZero(core), np.count_nonzero(text)
     most = _BADGE_TEXT_WIDE if wide else _BADGE_TEXT
-    if not 0.03 * core_px <= text_px <= most * core_px or _is_counter(text, bh, wide):
+    if text_px > most * core_px or _is_counter(text, bh, wide):
+        return gray
+    # A single thin digit in a big pill is a sliver of its area (a "1" under
+    # 2%), but still a mark of a digit's height; specks of a rim or of JPEG
+    # noise on a solid blob are neither.
+    if text_px < _BADGE_TEXT_MIN * core_px and not _has_tall_mark(text, bh):
         return gray
     ground = inside[(core > 0) & ~text].astype(np.int16)
     if np.count_nonzero(np.abs(ground - colour) <= _FLAT) < _BADGE_FLAT * ground.size:
@@ -145,6 +203,12 @@ def _is_counter(text: np.ndarray, height: int, wide: bool) -> bool:
     return float(inside.max()) > (_STROKE_WIDE if wide else _STROKE) * height
 
 
+def _has_tall_mark(text: np.ndarray, height: int) -> bool:
+    """Whether ``text`` holds a mark of a digit's height in a badge ``height`` tall."""
+    n, _, stats, _ = components(text.astype(np.uint8))
+    return n > 1 and int(stats[1:, cv2.CC_STAT_HEIGHT].max()) >= _TALL_MARK * height
+
+
 def _convex_px(mask: np.ndarray) -> int:
     """Pixels in the convex hull of ``mask``'s pixels."""
     ys, xs = np.nonzero(mask)
@@ -157,6 +221,13 @@ _ROUND = 0.95
 _NARROW = 0.6
 _BOXED = 0.88
 _BADGE_TEXT = 0.26
+_BADGE_TEXT_MIN = 0.03
+_TALL_MARK = 0.2
+_GROUND_SHARE = 0.25
+_CUT_BORDER = 0.15
+_RIM = 2
+_BROAD = 0.1
+_BROAD_PX = 4.0
 _WIDE = 1.25
 _STROKE_WIDE = 0.2
 _BADGE_TEXT_WIDE = 0.4

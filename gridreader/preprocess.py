@@ -20,8 +20,18 @@ INPUT_SIZE: tuple[int, int] = (32, 48)
 _MIN_CONTRAST = 28.0
 _PAD = 2
 _SMALL = 28
-# Fewest pixels of the strongest ink that set a crop's contrast.
+# Pixels of the strongest ink that set a roomy crop's contrast; a thin "1"
+# of 12 px type has only about 15, a small light number fewer still, and
+# they are asked for their strongest few.
 _STRONGEST_PX = 24
+_FEWEST_PX = 8
+# A ground 90% of whose pixels lie this close to its median is a rendered
+# screen's: no grain there to mistake for ink.
+_FLAT_GROUND = 2
+# A number's mark is at least this tall (px, or share of the crop's height):
+# a speck of dust or a dot is no number.
+_MIN_MARK_PX = 5
+_MIN_MARK_SHARE = 0.1
 _JOIN = np.ones((3, 3), np.uint8)
 
 
@@ -97,15 +107,12 @@ def _prepare_stack(crops: list[np.ndarray], size: tuple[int, int]) -> np.ndarray
     _erase_edge_rules(ink8, ink8 > rule_ink[:, None, None], hs, ws)
     # The contrast is that of the strongest ink, the top half percent of the
     # pixels. One number in a roomy cell is less than that: where the half
-    # percent holds no ink, the strongest few dozen pixels are asked instead.
+    # percent holds no ink, its strongest few pixels are asked instead.
     views = [ink8[i, : c.shape[0], : c.shape[1]] for i, c in enumerate(crops)]
     contrast = _quantiles_of(views, 0.995)
-    sparse = np.flatnonzero((contrast < _MIN_CONTRAST) & (hs * ws > _STRONGEST_PX / 0.005))
+    sparse = np.flatnonzero((contrast < _MIN_CONTRAST) & (hs * ws > _FEWEST_PX))
     if sparse.size:
-        q = 1.0 - _STRONGEST_PX / (hs[sparse] * ws[sparse]).astype(np.float64)
-        strongest = _quantiles_of([views[i] for i in sparse.tolist()], q)
-        # So few pixels must stand out clearly to be ink, not paper grain.
-        contrast[sparse] = np.where(strongest >= 2 * _MIN_CONTRAST, strongest, 0)
+        contrast[sparse] = _sparse_contrast([views[i] for i in sparse.tolist()])
     live = np.flatnonzero(contrast >= _MIN_CONTRAST)
     if live.size == 0:
         return out
@@ -177,6 +184,37 @@ def _prepare_stack(crops: list[np.ndarray], size: tuple[int, int]) -> np.ndarray
         # Resampling rounds a hair past 1.0 now and then; the range is part of
         # the contract.
         out[live[j], oy : oy + nh, ox : ox + nw] = np.clip(small, 0.0, 1.0)
+    return out
+
+
+def _sparse_contrast(views: list[np.ndarray]) -> np.ndarray:
+    """The contrast of crops whose ink is under half a percent of their
+    pixels (one number in a roomy cell), from their strongest pixels; 0
+    where those are no number.
+
+    The strongest two dozen must stand out clearly from paper grain (twice
+    the least contrast). A thin "1" or a small light number has fewer: then
+    its strongest eight will do, if they stand out as clearly or, on a flat
+    ground (a rendered screen, where nothing but ink differs from it), are
+    ink at all, and make a mark as tall as a digit, not a speck.
+    """
+    sizes = np.array([v.size for v in views], np.float64)
+    many = _quantiles_of(views, np.clip(1.0 - _STRONGEST_PX / sizes, 0.0, 1.0))
+    out = np.where((sizes > _STRONGEST_PX / 0.005) & (many >= 2 * _MIN_CONTRAST), many, 0)
+    rest = np.flatnonzero(out == 0)
+    if rest.size == 0:
+        return out
+    few = _quantiles_of([views[j] for j in rest.tolist()], 1.0 - _FEWEST_PX / sizes[rest])
+    ground = _quantiles_of([views[j] for j in rest.tolist()], 0.9)
+    ink = (few >= 2 * _MIN_CONTRAST) | ((ground <= _FLAT_GROUND) & (few >= _MIN_CONTRAST))
+    for i in np.flatnonzero(ink).tolist():
+        view = views[int(rest[i])]
+        # Pieces a pixel apart are one mark (thin JPEG strokes break up).
+        strong = cv2.dilate((view >= 0.5 * few[i]).astype(np.uint8), _JOIN)
+        n, _, stats, _ = components(strong)
+        tallest = int(stats[1:, cv2.CC_STAT_HEIGHT].max()) - 2 if n > 1 else 0
+        if tallest >= max(_MIN_MARK_PX, _MIN_MARK_SHARE * view.shape[0]):
+            out[rest[i]] = few[i]
     return out
 
 

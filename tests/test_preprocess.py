@@ -142,6 +142,43 @@ def test_a_number_in_a_roomy_cell_is_ink() -> None:
     assert not prepare_crop(grain).any()
 
 
+@pytest.mark.parametrize(
+    ("text", "size", "px", "ink"),
+    [
+        # A thin "1" in a roomy cell of a theme with big padding: about 15
+        # strong pixels, which the 24 once asked for were not.
+        ("1", (80, 83), 12, (33, 37, 41)),
+        ("7", (80, 83), 12, (33, 37, 41)),
+        # Small light grey digits in a wide cell (a muted theme, scaled down).
+        ("8", (141, 25), 7, (185, 185, 185)),
+        ("4", (141, 25), 7, (185, 185, 185)),
+        ("1", (141, 25), 7, (185, 185, 185)),
+    ],
+)
+def test_a_thin_or_light_number_in_a_roomy_cell_is_ink(
+    text: str, size: tuple[int, int], px: int, ink: tuple[int, int, int]
+) -> None:
+    roomy = prepare_crop(cell(text, size=size, px=px, ink=ink))
+    tight = prepare_crop(cell(text, size=(24, 18), px=px, ink=ink))
+    assert roomy.max() > 0.5
+    # Once found, the number fills the input as it does from a tight cell.
+    assert np.corrcoef(roomy.ravel(), tight.ravel())[0, 1] > 0.8
+
+
+def test_specks_and_grain_in_a_roomy_cell_are_no_ink() -> None:
+    # A dot or a speck of dust, however dark, is no number (too small a mark).
+    for shape in ((25, 141), (83, 80)):
+        dot = np.full(shape, 255, np.uint8)
+        cv2.circle(dot, (shape[1] // 2, shape[0] // 2), 1, 40, -1)
+        assert not prepare_crop(dot).any(), shape
+    # Paper grain with a few darker grains: the flat-ground allowance for
+    # faint screen text does not apply to it.
+    rng = np.random.default_rng(3)
+    grain = np.clip(200 + rng.normal(0, 6, (83, 80)), 0, 255).astype(np.uint8)
+    grain[rng.integers(0, 83, 6), rng.integers(0, 80, 6)] = 150
+    assert not prepare_crop(grain).any()
+
+
 def test_a_faint_rule_does_not_outweigh_a_small_number_in_a_wide_cell() -> None:
     # A 518 px wide table cell with a 14 px number and the light row rule
     # along its top: the rule, too faint to be erased with the edges, was
@@ -154,6 +191,68 @@ def test_a_faint_rule_does_not_outweigh_a_small_number_in_a_wide_cell() -> None:
     # The rule still sets a stronger contrast (bolder strokes); the digits
     # fill the same box.
     assert np.corrcoef(want.ravel(), got.ravel())[0, 1] > 0.9
+
+
+def test_a_single_thin_digit_in_a_big_pill_is_read_from_inside() -> None:
+    # A "1" is under 2% of a big pill's area; its height marks it as a digit.
+    img = Image.new("RGB", (146, 80), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    d.rounded_rectangle((30, 7, 102, 73), radius=4, fill=(0, 120, 231))
+    d.text((66, 40), "1", (255, 255, 255), ImageFont.truetype(str(FONT), 26), "mm")
+    gray = to_gray(np.asarray(img).copy())
+    inside = unwrap_badge(gray)
+    assert inside is not gray and inside.shape == (67, 73)
+    plain = prepare_crop(cell("1", px=26))
+    assert np.abs(prepare_crop(inside) - plain).mean() < 0.06
+    # A solid pill with a speck of noise in it is still no badge with a number.
+    blank = Image.new("RGB", (146, 80), (255, 255, 255))
+    ImageDraw.Draw(blank).rounded_rectangle((30, 7, 102, 73), radius=4, fill=(0, 120, 231))
+    speckled = to_gray(np.asarray(blank).copy())
+    speckled[38:41, 60:63] = 255
+    assert unwrap_badge(speckled) is speckled
+
+
+@pytest.mark.parametrize(
+    ("text", "size", "box", "fill"),
+    [
+        # Left-aligned badges, the grid's column edge along their left side.
+        ("13", (145, 82), (-6, 2, 100, 80), (0, 120, 231)),
+        ("3", (145, 82), (-6, 2, 100, 80), (0, 120, 231)),
+        # Badges as wide as their column, the ground above and below them.
+        ("34", (40, 66), (-6, 12, 45, 54), (52, 58, 64)),
+    ],
+)
+def test_a_badge_over_most_of_its_cell_is_read_from_inside(
+    text: str, size: tuple[int, int], box: tuple[int, int, int, int], fill: tuple[int, int, int]
+) -> None:
+    # The badge, cut by the crop's edges, is most of the crop and its colour
+    # the median; the white ground beside it is what differs.
+    img = Image.new("RGB", size, (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    d.rounded_rectangle(box, radius=6, fill=fill)
+    d.text(
+        ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2),
+        text,
+        (255, 255, 255),
+        ImageFont.truetype(str(FONT), 22),
+        "mm",
+    )
+    plain = prepare_crop(cell(text, px=22))
+    got = prepare_crop(np.asarray(img).copy())
+    assert np.abs(got - plain).mean() < 0.06
+
+
+def test_a_thick_ruled_frame_is_no_ground_around_a_badge() -> None:
+    # A scanned cell: paper inside a thick dark frame that a stroke touches.
+    # The frame is a broad share of a small crop, but the paper inside it
+    # reaches no edge: the cell is read as it is, not as a badge.
+    img = Image.new("L", (69, 69), 235)
+    d = ImageDraw.Draw(img)
+    d.rectangle((0, 0, 68, 68), outline=60, width=6)
+    d.line((14, 20, 10, 60), fill=40, width=5)
+    d.text((44, 38), "2", 40, ImageFont.truetype(str(FONT), 36), "mm")
+    gray = np.asarray(img).copy()
+    assert unwrap_badge(gray) is gray
 
 
 @pytest.mark.parametrize("text", ["1", "4", "34"])
