@@ -74,7 +74,8 @@ def quantile_u8(img: np.ndarray, q: float) -> int:
 
 def unwrap_badge(gray: np.ndarray) -> np.ndarray:
     """The inside of a badge (a filled pill, circle or box around the number,
-    smaller than the cell), or ``gray`` unchanged where there is none.
+    smaller than the cell or cut by its edges), or ``gray`` unchanged where
+    there is none.
 
     Against the cell's background a badge is one solid blob, which the network
     reads as a "0". Inside it, filled out to its own colour, the digits are
