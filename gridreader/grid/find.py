@@ -300,8 +300,7 @@ def _search(
     Raises:
         NoTableError: nothing table-like was found.
     """
-    text_h, edges = measured or (None, None)
-    maps = measure_ink(work, gray, text_h, edges, photo=photo)
+    maps = measure_ink(work, gray, *(measured or (None, None)))
     region, style = _locate(maps)
     cols = find_edges(maps, region, axis=1)
     rows = find_edges(maps, region, axis=0)
