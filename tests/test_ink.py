@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
 
 from gridreader.grid.ink import _channel_max, box_outlines, colour_steps, measure_ink
 from gridreader.imaging import to_gray
@@ -79,3 +83,37 @@ def test_box_outlines_hand_worked() -> None:
     for name, ((y, x), want) in shapes.items():
         assert labels[y, x] > 0, name
         assert bool(got[labels[y, x]]) is want, name
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: the glyph cut takes adjacent round digit tops for a rule (README, session 13)",
+)
+@pytest.mark.parametrize(
+    ("font", "px"),
+    [("liberation/LiberationSerif-Regular.ttf", 16), ("dejavu/DejaVuSans.ttf", 13)],
+)
+def test_the_round_tops_of_two_digits_are_no_rule(font: str, px: int) -> None:
+    # The tops of "2" and "8" side by side, taken with the pixel of wobble
+    # allowed for jagged scanned rules, make a straight run as long as a
+    # short rule's: cut from the outlines, "28" loses its top half and is no
+    # number any more (a column lost on a never-seen page). A cut that asks
+    # for straightness without the wobble mended it but was not kept (see
+    # the README); this records the limit until a kept change mends it.
+    path = Path("/usr/share/fonts/truetype") / font
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: install fonts-liberation and fonts-dejavu-core")
+    img = Image.new("RGB", (160, 60), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    d.rectangle((10, 8, 150, 52), outline=(219, 219, 219))
+    face = ImageFont.truetype(str(path), px)
+    d.text((30, 30), "28", (54, 54, 54), face, "lm")
+    d.text((90, 30), "13", (54, 54, 54), face, "lm")
+    rgb = np.asarray(img).copy()
+    gray = to_gray(rgb)
+    maps = measure_ink(rgb, gray, 11.0)
+    glyph_rows = np.flatnonzero(maps.glyphs[:, 25:60].any(axis=1))
+    ink_rows = np.flatnonzero((gray[:, 25:60] < 200).any(axis=1))
+    assert glyph_rows[-1] - glyph_rows[0] >= ink_rows[-1] - ink_rows[0] - 1
+    # The table's own rules are still no glyph.
+    assert not maps.glyphs[8].any() and not maps.glyphs[52].any()
