@@ -87,26 +87,47 @@ def unwrap_badge(gray: np.ndarray) -> np.ndarray:
     h, w = gray.shape
     if h < 8 or w < 8:
         return gray
-    mask = _differs(gray, quantile_u8(gray, 0.5))
-    inside = _unwrap_in(gray, mask, cut=False)
+    pieces = _pieces_off(gray, quantile_u8(gray, 0.5))
+    if pieces is None:
+        return gray
+    inside = _unwrap_in(gray, pieces, cut=False)
     if inside is not gray:
         return inside
-    ground = _ground_beside_cut_badge(gray, mask)
+    ground = _ground_beside_cut_badge(gray, pieces)
     if ground is None:
         return gray
-    return _unwrap_in(gray, _differs(gray, ground), cut=True)
+    pieces = _pieces_off(gray, ground)
+    return gray if pieces is None else _unwrap_in(gray, pieces, cut=True)
 
 
-def _differs(gray: np.ndarray, level: int) -> np.ndarray:
-    """0/1 mask of what clearly differs from grey ``level``."""
+Pieces = tuple[int, np.ndarray, np.ndarray]
+"""``(n, labels, stats)`` of a mask's connected components."""
+
+
+def _pieces_off(gray: np.ndarray, level: int) -> Pieces | None:
+    """The components of what clearly differs from grey ``level``, or
+    ``None`` when that is too little to hold a badge (and not worth the
+    search)."""
+    h, w = gray.shape
     diff = cv2.absdiff(gray, np.full_like(gray, level))
-    return (diff > max(_BADGE_CONTRAST, 0.25 * float(diff.max()))).astype(np.uint8)
+    mask = (diff > max(_BADGE_CONTRAST, 0.25 * float(diff.max()))).astype(np.uint8)
+    if cv2.countNonZero(mask) < _BADGE_COVER * h * w:
+        return None
+    n, labels, stats, _ = components(mask)
+    return n, labels, stats
 
 
-def _ground_beside_cut_badge(gray: np.ndarray, mask: np.ndarray) -> int | None:
+def _border_pixels(a: np.ndarray) -> np.ndarray:
+    """The pixels along ``a``'s four sides, each once."""
+    if a.shape[0] < 3 or a.shape[1] < 3:
+        return a.ravel()
+    return np.concatenate([a[0], a[-1], a[1:-1, 0], a[1:-1, -1]])
+
+
+def _ground_beside_cut_badge(gray: np.ndarray, pieces: Pieces) -> int | None:
     """The cell's ground when a badge over most of the cell (cut by its
     edges, as when the grid hugs left-aligned or full-width badges) set the
-    median, or ``None``; ``mask`` is what differs from the median.
+    median, or ``None``; ``pieces`` are what differs from the median.
 
     That ground is what differs along the crop's border: a real share of the
     crop, broad and flat; and the badge makes a real share of the border.
@@ -114,17 +135,16 @@ def _ground_beside_cut_badge(gray: np.ndarray, mask: np.ndarray) -> int | None:
     photograph's ground is not flat.
     """
     h, w = gray.shape
+    _, labels, stats = pieces
     # (Most cells, a number on its ground, stop here.)
-    if cv2.countNonZero(mask) < _GROUND_SHARE * h * w:
+    if int(stats[1:, cv2.CC_STAT_AREA].sum()) < _GROUND_SHARE * h * w:
         return None
-    _, labels, _, _ = components(mask)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    edge = np.unique(_border_pixels(labels))
     around = np.isin(labels, edge[edge > 0]).astype(np.uint8)
     if cv2.countNonZero(around) < _GROUND_SHARE * h * w:
         return None
     # Two pixels in: a table's own hairline border may run along the crop.
-    inner = labels[_RIM:-_RIM, _RIM:-_RIM]
-    rim = np.concatenate([inner[0], inner[-1], inner[1:-1, 0], inner[1:-1, -1]])
+    rim = _border_pixels(labels[_RIM:-_RIM, _RIM:-_RIM])
     if np.count_nonzero(rim == 0) < _CUT_BORDER * rim.size:
         return None
     if cv2.distanceTransform(around, cv2.DIST_L2, 3).max() < max(_BROAD_PX, _BROAD * min(h, w)):
@@ -136,14 +156,11 @@ def _ground_beside_cut_badge(gray: np.ndarray, mask: np.ndarray) -> int | None:
     return ground
 
 
-def _unwrap_in(gray: np.ndarray, mask: np.ndarray, cut: bool) -> np.ndarray:
-    """:func:`unwrap_badge`, ``mask`` being what differs from the cell's
+def _unwrap_in(gray: np.ndarray, pieces: Pieces, cut: bool) -> np.ndarray:
+    """:func:`unwrap_badge`, ``pieces`` being what differs from the cell's
     ground; a ``cut`` badge must reach the crop's edge."""
     h, w = gray.shape
-    # A cell with hardly any ink holds no badge (and is not worth the search).
-    if cv2.countNonZero(mask) < _BADGE_COVER * h * w:
-        return gray
-    n, labels, stats, _ = components(mask)
+    n, labels, stats = pieces
     if n <= 1:
         return gray
     k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
