@@ -337,3 +337,62 @@ def test_a_stroke_drawn_as_its_two_edges_is_one_glyph() -> None:
     gray[13:22, 13:16] = 0
     (token,) = find_tokens(glyphs, 15.0, gray)
     assert token.glyphs == 2
+
+
+def test_a_word_whose_letter_outlines_touch_shows_its_letters_in_print() -> None:
+    # Bold letters a pixel apart ("Zero"): their outlines touch, and the
+    # outline columns make one run 2.3 text heights wide, under the width no
+    # number reaches (2.4). The print shows four letters: a word. Two digits
+    # as wide in outline show two in print: a number.
+    glyphs = np.zeros((60, 200), np.uint8)
+    glyphs[10:25, 10:44] = 1
+    glyphs[35:50, 10:35] = 1
+    gray = np.full(glyphs.shape, 255, np.uint8)
+    for x0, x1 in ((10, 16), (19, 25), (28, 34), (37, 44)):
+        gray[10:25, x0:x1] = 0
+    for x0, x1 in ((10, 21), (24, 35)):
+        gray[35:50, x0:x1] = 0
+    word, number = sorted(find_tokens(glyphs, 15.0, gray), key=lambda t: t.box[1])
+    assert word.word and not word.number and word.glyphs == 4
+    assert number.number and not number.word and number.glyphs == 2
+
+
+def test_a_caption_above_the_table_is_no_missed_row() -> None:
+    # A 3x3 lattice; above it, a caption whose letters passed for digits
+    # (two in one column's span), or a row of numbers the grid left out
+    # (one a column).
+    numbers = [_token(x, y, 16, 20) for y in (100, 140, 180) for x in (10, 110, 210)]
+    rows, cols = [90.0, 130.0, 170.0, 210.0], [0.0, 80.0, 180.0, 280.0]
+    caption = [_token(x, 70, 8, 20) for x in (10, 40, 110, 140, 215)]
+    assert score_grid([*numbers, *caption], [], rows, cols).missed == 0
+    row = [_token(x, 60, 16, 20) for x in (10, 110, 210)]
+    assert score_grid([*numbers, *row], [], rows, cols).missed == 3
+    # A column left out on the right, its numbers of two digits set a little
+    # apart, is still a missed column.
+    column = [_token(x, y, 8, 20) for y in (100, 140, 180) for x in (300, 310)]
+    assert score_grid([*numbers, *column], [], rows, cols).missed == 6
+
+
+def test_a_structure_that_crowds_numbers_gives_way_to_a_lattice_that_parts_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Rules between rows only, and two columns with no rule between them
+    # taken for one: the structure holds two numbers in each of four
+    # cells, the lattice each number in a cell of its own, with the same
+    # whole-line faults (none). The lattice is the table; against a
+    # structure that crowds one cell only, the structure stays.
+    import gridreader.grid.find as find
+    from gridreader.grid.score import GridScore
+
+    structural = ([0.0, 40.0, 80.0, 120.0, 160.0], [0.0, 120.0, 180.0], "structured")
+    lattice = ([0.0, 40.0, 80.0, 120.0, 160.0], [0.0, 60.0, 120.0, 180.0])
+    monkeypatch.setattr(find, "find_tokens", lambda *a: [])
+    monkeypatch.setattr(find, "lattice_edges", lambda *a: lattice)
+    img = page(header=False)
+    gray = to_gray(img)
+    maps = measure_ink(img, gray)
+    for crowded, kept in ((4, "lattice"), (1, "structured")):
+        scores = iter([GridScore(12, 0, crowded, 0, 0, 0), GridScore(12, 0, 0, 0, 0, 0)])
+        monkeypatch.setattr(find, "score_grid", lambda *a, s=scores: next(s))
+        monkeypatch.setattr(find, "_ruled_through", lambda *a: 0)
+        assert find._best_candidate(maps, gray, structural)[2] == kept

@@ -300,7 +300,8 @@ def _search(
     Raises:
         NoTableError: nothing table-like was found.
     """
-    maps = measure_ink(work, gray, *(measured or (None, None)))
+    text_h, edges = measured or (None, None)
+    maps = measure_ink(work, gray, text_h, edges, photo=photo)
     region, style = _locate(maps)
     cols = find_edges(maps, region, axis=1)
     rows = find_edges(maps, region, axis=0)
@@ -357,11 +358,11 @@ def _best_candidate(
     # of a few more shared cells (letter-spaced digits).
     slack = 0.05 * theirs.explained if mine.faults >= 2 else 0.0
     fewer_faults = theirs.faults < mine.faults and theirs.cut <= mine.cut + slack
-    fewer_splits = (
-        theirs.faults == mine.faults
-        and theirs.split == 0
-        and mine.split >= 2
-        and theirs.crowded <= mine.crowded
+    # Numbers cut, or two to a cell (a column the structure merged where no
+    # rule parts it), against none.
+    fewer_splits = theirs.faults == mine.faults and (
+        (theirs.split == 0 and mine.split >= 2 and theirs.crowded <= mine.crowded)
+        or (theirs.cut == 0 and mine.cut >= 2)
     )
     # Numbers the structure's text rows hold (header letters) may go, but a
     # lattice of less than half the structure's numbers is a fragment: the

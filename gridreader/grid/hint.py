@@ -68,7 +68,8 @@ def fit_shape(image: np.ndarray, found: Grid, shape: Shape) -> Grid:
     th_full = text_height(edge_map(gray)) or 10.0
     f = _work_scale(th_full, rect.shape[:2])
     work = _resize(rect, f)
-    maps = measure_ink(work, to_gray(work))
+    # A turned or rectified picture keeps the search's lenient cut (see measure_ink).
+    maps = measure_ink(work, to_gray(work), photo=not np.allclose(found.to_image, np.eye(3)))
     th = maps.text_h
     rows = [v * f for v in found.row_edges]
     cols = [v * f for v in found.col_edges]

@@ -75,7 +75,7 @@ def score_grid(
     weights: list[list[float]] = [[] for _ in range(nr)]
     explained = split = 0
     members: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
-    outside: list[float] = []
+    outside: dict[tuple[str, int], list[Token]] = {}
     for t in words:
         cx, cy = t.centre
         if c[0] <= cx < c[-1] and r[0] <= cy < r[-1]:
@@ -101,10 +101,12 @@ def score_grid(
             ink[i, j] = True
             number_w[i] += x1 - x0
             weights[i].append(t.weight)
-        elif (inside_y and c[0] - pc <= cx < c[-1] + pc) or (
-            inside_x and r[0] - pr <= cy < r[-1] + pr
-        ):
-            outside.append(t.weight)
+        elif inside_y and c[0] - pc <= cx < c[-1] + pc:
+            side = "left" if cx < c[0] else "right"
+            outside.setdefault((side, int(np.searchsorted(r, cy))), []).append(t)
+        elif inside_x and r[0] - pr <= cy < r[-1] + pr:
+            side = "above" if cy < r[0] else "below"
+            outside.setdefault((side, int(np.searchsorted(c, cx))), []).append(t)
     # Digits set apart by letter-spacing are two tokens of one number: only
     # tokens a space apart crowd a cell.
     crowded = sum(_groups(boxes) - 1 for boxes in members.values())
@@ -119,7 +121,7 @@ def score_grid(
     # inside the grid or out. Headers lead; heavy rows lower down are the
     # table's own (a last row of badges, whose ground weighs as ink).
     body = print_weight([w for ws in weights for w in ws])
-    missed = sum(1 for w in outside if not body or w < BOLD * body)
+    missed = sum(1 for t in _lined_up(outside, pc) if not body or t.weight < BOLD * body)
     heavy = [body > 0 and len(ws) > 0 and float(np.median(ws)) >= BOLD * body for ws in weights]
     lead = next((i for i, flag in enumerate(heavy) if not flag), len(heavy))
     texty[:lead] = True
@@ -127,6 +129,27 @@ def score_grid(
     # dropped row or column; most of one is.
     missed = missed if missed >= max(2.0, 0.6 * min(nr, nc)) else 0
     return GridScore(explained, split, crowded, _outer_text_rows(texty), empty, missed)
+
+
+def _lined_up(outside: dict[tuple[str, int], list[Token]], pitch: float) -> list[Token]:
+    """The tokens beside the grid that could be a row or column it missed.
+
+    Numbers of a table stand a column pitch apart: a line beside the grid
+    with two under half a pitch apart (and a space, not letter-spacing) is
+    text, the letters of a caption in a face whose letters pass for digits.
+    """
+    texty = {side for (side, _), ts in outside.items() if _text_beside(ts, pitch)}
+    return [t for (side, _), ts in outside.items() if side not in texty for t in ts]
+
+
+def _text_beside(tokens: list[Token], pitch: float) -> bool:
+    boxes = sorted(t.box for t in tokens)
+    for a, b in itertools.pairwise(boxes):
+        h = max(a[3] - a[1], b[3] - b[1])
+        same_line = min(a[3], b[3]) - max(a[1], b[1]) > 0.5 * h
+        if same_line and b[0] - a[2] >= 0.5 * h and (b[0] + b[2] - a[0] - a[2]) < pitch:
+            return True
+    return False
 
 
 def _outer_text_rows(texty: np.ndarray) -> int:

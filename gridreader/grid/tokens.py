@@ -108,6 +108,11 @@ def find_tokens(glyphs: np.ndarray, text_h: float, gray: np.ndarray) -> list[Tok
             # Only here can the insides of strokes make a number a word: the
             # extra threshold is spared on every other token.
             count = _glyph_count(cols[inked[0] : inked[-1] + 1], _ink_mask(gray, (x0, y0, x1, y1)))
+        elif tw > _WORD_GLYPHS_MIN_WIDTH * text_h:
+            # The outlines of letters a pixel apart touch, and a word of them
+            # shows one run of outline columns; its print still shows the gaps.
+            ink = _ink_mask(gray, (x0, y0, x1, y1))
+            count = max(count, len(runs(np.asarray(ink.any(axis=0)))))
         wide = (count >= _WORD_GLYPHS and tw > _WORD_GLYPHS_MIN_WIDTH * text_h) or (
             tw > _WORD_WIDTH * text_h
         )
