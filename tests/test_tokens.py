@@ -9,7 +9,13 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from gridreader.grid.ink import measure_ink
-from gridreader.grid.lattice import group_lines, lattice_edges, number_lines, pick_block
+from gridreader.grid.lattice import (
+    group_lines,
+    lattice_edges,
+    number_lines,
+    pick_block,
+    prose_lines,
+)
 from gridreader.grid.score import score_grid
 from gridreader.grid.tokens import Token, find_tokens
 from gridreader.imaging import to_gray
@@ -396,3 +402,25 @@ def test_a_structure_that_crowds_numbers_gives_way_to_a_lattice_that_parts_them(
         monkeypatch.setattr(find, "score_grid", lambda *a, s=scores: next(s))
         monkeypatch.setattr(find, "_ruled_through", lambda *a: 0)
         assert find._best_candidate(maps, gray, structural)[2] == kept
+
+
+def test_a_line_of_prose_parts_the_numbers_above_it_from_the_table() -> None:
+    # A heading whose letters pass for a number, two row pitches above a
+    # table, with a sentence between (a page's "Results" and "The wheel was
+    # spun 11 times today."): the heading is no row of the table. Without
+    # the sentence, a line two pitches up is a row with an empty one between.
+    rows = [[_token(x, y, 16, 20) for x in (10, 110, 210)] for y in (120, 150, 180, 210)]
+    heading = [_token(12, 60, 14, 20)]
+    sentence = [Token((x, 92, x + 50, 110), 4, False, True, 1.0) for x in (10, 70, 130)] + [
+        _token(190, 92, 16, 18)
+    ]
+    assert prose_lines([sentence]) == (101.0,)
+    assert prose_lines([rows[0]]) == ()
+    lines = [heading, *rows]
+    assert len(pick_block(lines)) == 5
+    assert [line[0].box[1] for line in pick_block(lines, None, prose_lines([sentence]))] == [
+        120,
+        150,
+        180,
+        210,
+    ]

@@ -106,6 +106,18 @@ def _lines_of_height(lines: list[list[Token]], digit_h: float) -> list[list[Toke
     return out
 
 
+def prose_lines(lines: list[list[Token]]) -> tuple[float, ...]:
+    """The heights of the lines that are words: two or more of them, wider
+    together than the line's numbers (a sentence, a heading, a caption)."""
+    out = []
+    for line in lines:
+        words = [t.box[2] - t.box[0] for t in line if t.word]
+        numbers = sum(t.box[2] - t.box[0] for t in line if t.number)
+        if len(words) >= 2 and sum(words) > numbers:
+            out.append(_middle(line))
+    return tuple(out)
+
+
 def _letter_run(line: list[Token], digit_h: float) -> bool:
     """A line of letters set one by one: monospace or letter-spaced prose,
     whose letters are tokens of one glyph, each a letter's gap from the next.
@@ -139,9 +151,17 @@ def _band(line: list[Token]) -> tuple[int, int]:
     return min(t.box[1] for t in line), max(t.box[3] for t in line)
 
 
-def pick_block(lines: list[list[Token]], maps: InkMaps | None = None) -> list[list[Token]]:
+def pick_block(
+    lines: list[list[Token]], maps: InkMaps | None = None, prose: tuple[float, ...] = ()
+) -> list[list[Token]]:
     """The largest run of number lines at one pitch (whole multiples allowed,
-    and, given the page's ``maps``, a gap that rules divide into rows)."""
+    and, given the page's ``maps``, a gap that rules divide into rows).
+
+    A line of words between two number lines (at the heights ``prose``, see
+    :func:`prose_lines`) parts them: a table has no line of prose inside it,
+    and a heading's letters that pass for digits two pitches above the
+    table, with a sentence between, are no row of it.
+    """
     if len(lines) < 2:
         return lines
     tops = [_middle(line) for line in lines]
@@ -150,10 +170,14 @@ def pick_block(lines: list[list[Token]], maps: InkMaps | None = None) -> list[li
     blocks: list[list[int]] = [[0]]
     for i, step in enumerate(steps, start=1):
         k = round(step / pitch) if pitch > 0 else 0
-        if (1 <= k <= _MAX_PITCHES and abs(step / pitch - k) <= _PITCH_TOLERANCE * k) or (
-            maps is not None
-            and 1 + _PITCH_TOLERANCE < step / pitch <= _MAX_PITCHES
-            and len(_row_rules(maps, lines[i - 1], lines[i], pitch)) >= 2
+        parted = any(tops[i - 1] < y < tops[i] for y in prose)
+        if not parted and (
+            (1 <= k <= _MAX_PITCHES and abs(step / pitch - k) <= _PITCH_TOLERANCE * k)
+            or (
+                maps is not None
+                and 1 + _PITCH_TOLERANCE < step / pitch <= _MAX_PITCHES
+                and len(_row_rules(maps, lines[i - 1], lines[i], pitch)) >= 2
+            )
         ):
             blocks[-1].append(i)
         else:
@@ -269,7 +293,8 @@ def lattice_edges(maps: InkMaps, tokens: list[Token]) -> tuple[list[float], list
     """Row and column edges of the lattice of number tokens, or ``None`` when
     the numbers form no table (fewer than two cells)."""
     th = maps.text_h
-    block = pick_block(number_lines(group_lines(tokens, th), th), maps)
+    lines = group_lines(tokens, th)
+    block = pick_block(number_lines(lines, th), maps, prose_lines(lines))
     nums = [t for line in block for t in line]
     if len(nums) < 2:
         return None
