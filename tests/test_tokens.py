@@ -16,7 +16,7 @@ from gridreader.grid.lattice import (
     pick_block,
     prose_lines,
 )
-from gridreader.grid.score import score_grid
+from gridreader.grid.score import drop_letter_header, score_grid
 from gridreader.grid.tokens import Token, find_tokens
 from gridreader.imaging import to_gray
 
@@ -424,3 +424,29 @@ def test_a_line_of_prose_parts_the_numbers_above_it_from_the_table() -> None:
         180,
         210,
     ]
+
+
+def _glyph_token(x: int, y: int, glyphs: int) -> Token:
+    return Token((x, y, x + 8 * glyphs, y + 20), glyphs, True, False, 1.0)
+
+
+def test_a_first_row_of_column_letters_is_dropped() -> None:
+    # A spreadsheet: a first row of eight single letters (A-H), then rows of
+    # numbers 0-36, mostly two digits. Eight single glyphs in a row are a
+    # rare draw from that body; from a body of mostly one-digit numbers (a
+    # puzzle) they are not, and neither is a first row of mixed numbers.
+    xs = [10 + 50 * c for c in range(8)]
+    rows, cols = [0.0, 40.0, 80.0, 120.0, 160.0], [0.0, *(50.0 * (c + 1) for c in range(8))]
+    letters = [_glyph_token(x, 10, 1) for x in xs]
+    mostly_two = [
+        _glyph_token(x, y, 1 if (x + y) % 3 == 0 else 2) for y in (50, 90, 130) for x in xs
+    ]
+    assert drop_letter_header([*letters, *mostly_two], rows, cols) == rows[1:]
+    mostly_one = [
+        _glyph_token(x, y, 2 if (x + y) % 3 == 0 else 1) for y in (50, 90, 130) for x in xs
+    ]
+    assert drop_letter_header([*letters, *mostly_one], rows, cols) == rows
+    mixed = [_glyph_token(x, 10, 1 + c % 2) for c, x in enumerate(xs)]
+    assert drop_letter_header([*mixed, *mostly_two], rows, cols) == rows
+    # A first row with three columns filled is no header of letters.
+    assert drop_letter_header([*letters[:3], *mostly_two], rows, cols) == rows

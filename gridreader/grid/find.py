@@ -33,8 +33,8 @@ from gridreader.grid.rectify import (
     warp_to_rectified,
 )
 from gridreader.grid.refuse import check_cells
-from gridreader.grid.score import score_grid
-from gridreader.grid.tokens import find_tokens
+from gridreader.grid.score import drop_letter_header, score_grid
+from gridreader.grid.tokens import Token, find_tokens
 from gridreader.imaging import squeeze_gray, to_gray
 from gridreader.types import Grid, Shape
 
@@ -311,7 +311,9 @@ def _search(
     # only a photographed grid loses slivers that wide.
     rows, cols = merge_slivers(maps, rows, cols, 0.4 if photo else 0.25)
     if not photo:
-        rows, cols, style = _best_candidate(maps, gray, (rows, cols, style))
+        tokens = find_tokens(maps.glyphs, maps.text_h, gray)
+        rows, cols, style = _best_candidate(maps, gray, (rows, cols, style), tokens)
+        rows = drop_letter_header(tokens, rows, cols)
     if len(rows) < 2 or len(cols) < 2 or (len(rows) - 1) * (len(cols) - 1) < 2:
         raise NoTableError("no table found (fewer than two cells)")
     # Cells hold text: a "grid" of cells smaller than its own text, or under
@@ -324,11 +326,15 @@ def _search(
 
 
 def _best_candidate(
-    maps: InkMaps, gray: np.ndarray, structural: tuple[list[float], list[float], str]
+    maps: InkMaps,
+    gray: np.ndarray,
+    structural: tuple[list[float], list[float], str],
+    tokens: list[Token] | None = None,
 ) -> tuple[list[float], list[float], str]:
     """The structural grid, or the lattice of the numbers when it explains
-    the picture's tokens better."""
-    tokens = find_tokens(maps.glyphs, maps.text_h, gray)
+    the picture's tokens (found here unless given) better."""
+    if tokens is None:
+        tokens = find_tokens(maps.glyphs, maps.text_h, gray)
     lattice = lattice_edges(maps, tokens)
     if lattice is None:
         if structural[2] == "text" and len(structural[0]) >= 2 and len(structural[1]) >= 2:

@@ -10,6 +10,7 @@ outside it.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,3 +177,46 @@ def _groups(boxes: list[tuple[int, int, int, int]]) -> int:
         if not (same_line and b[0] - a[2] < 0.5 * h):
             n += 1
     return n
+
+
+def drop_letter_header(tokens: list[Token], rows: list[float], cols: list[float]) -> list[float]:
+    """``rows`` without a first row of column letters (a spreadsheet's A, B,
+    C ...), which pass for one-digit numbers.
+
+    Such a row fills every column with one glyph each, where the body's
+    numbers 0-36 are mostly two digits. A first row is letters when that
+    many single glyphs would be a rare draw (:data:`_LETTER_ROW_CHANCE`)
+    from the body's own share of single-glyph tokens. A table whose numbers
+    are mostly one digit (a puzzle, a tally) keeps its first row: its body
+    draws single glyphs as often.
+    """
+    nr, nc = len(rows) - 1, len(cols) - 1
+    if nr < 3 or nc < _LETTER_ROW_MIN:
+        return rows
+    first: list[Token] = []
+    body: list[Token] = []
+    for t in tokens:
+        cx, cy = t.centre
+        if t.number and cols[0] <= cx < cols[-1] and rows[0] <= cy < rows[-1]:
+            (first if cy < rows[1] else body).append(t)
+    n, k = len(first), sum(1 for t in first if t.glyphs == 1)
+    # One letter to a column, all or nearly all single glyphs (an "M" may
+    # show two): more tokens than columns are numbers set apart in pieces.
+    if not max(_LETTER_ROW_MIN, _LETTER_ROW_FILLED * nc) <= n <= nc or k < n - n // 10:
+        return rows
+    if len(body) < 2 * nc:
+        return rows
+    # Numbers 0-36 drawn evenly are 27% one digit: a body that drew fewer
+    # by chance does not make a first row of one-digit numbers rare.
+    single = max(_SINGLE_FLOOR, sum(1 for t in body if t.glyphs == 1) / len(body))
+    chance = sum(math.comb(n, j) * single**j * (1 - single) ** (n - j) for j in range(k, n + 1))
+    return rows[1:] if chance < _LETTER_ROW_CHANCE else rows
+
+
+# A header of letters fills at least this many columns, and this share of them.
+_LETTER_ROW_MIN = 5
+_LETTER_ROW_FILLED = 0.8
+# Below this chance of drawing the first row's single glyphs from the body,
+# the first row is letters.
+_LETTER_ROW_CHANCE = 0.005
+_SINGLE_FLOOR = 0.25
