@@ -450,3 +450,19 @@ def test_a_first_row_of_column_letters_is_dropped() -> None:
     assert drop_letter_header([*mixed, *mostly_two], rows, cols) == rows
     # A first row with three columns filled is no header of letters.
     assert drop_letter_header([*letters[:3], *mostly_two], rows, cols) == rows
+
+
+def test_a_fill_edge_that_hugs_the_first_rows_text_is_no_outer_edge() -> None:
+    # Rows of text 20 px tall, 40 px apart (a gap of 20, half a gap 10).
+    # Above the first row, a fill edge 4 px from its text: the top of a
+    # row of badge pills, and cut there, the pills are cut through; the
+    # edge goes half a gap out instead. A fill edge 9 px out (a tinted
+    # row's own top), or a rule however near, is the edge.
+    from gridreader.grid.lattice import _edges
+
+    bands = [(100, 120), (140, 160), (180, 200)]
+    assert _edges(bands, [96.0], 10.0, True, rules=[])[0] == 90.0
+    assert _edges(bands, [91.0], 10.0, True, rules=[])[0] == 91.0
+    assert _edges(bands, [96.0], 10.0, True, rules=[96.0])[0] == 96.0
+    # Below the last row alike.
+    assert _edges(bands, [204.0], 10.0, True, rules=[])[-1] == 210.0

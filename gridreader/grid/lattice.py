@@ -34,6 +34,9 @@ _ROW_RULES_APART = 0.3
 # Digits against a face's lower case: as tall as its capitals, 1.2-1.45
 # times its x-height (Anonymous Pro 1.23, DejaVu Sans Mono 1.34, Open Sans 1.37).
 _CAPITALS = (1.15, 1.6)
+# An outer fill edge nearer its row's text than this share of half the gap
+# between rows hugs the text (a badge pill's edge).
+_HUGGING = 0.6
 # Tokens in a line before it may be told a run of letters (a caption of
 # four words is twenty).
 _LETTER_RUN = 8
@@ -304,7 +307,13 @@ def lattice_edges(maps: InkMaps, tokens: list[Token]) -> tuple[list[float], list
     row_bands = [_band(line) for line in block]
     if len(row_bands) * len(col_bands) < 2:
         return None
-    rows = _edges(row_bands, _cuts(maps, (lo, hi), row_bands, axis=0), th, regular=True)
+    rows = _edges(
+        row_bands,
+        _cuts(maps, (lo, hi), row_bands, axis=0),
+        th,
+        regular=True,
+        rules=_cuts(maps, (lo, hi), row_bands, axis=0, fills=False),
+    )
     span = (row_bands[0][0], row_bands[-1][1])
     cols = _edges(col_bands, _cuts(maps, span, col_bands, axis=1), th, regular=False)
     limit_y, limit_x = maps.glyphs.shape
@@ -314,26 +323,35 @@ def lattice_edges(maps: InkMaps, tokens: list[Token]) -> tuple[list[float], list
 
 
 def _cuts(
-    maps: InkMaps, span: tuple[int, int], bands: list[tuple[int, int]], axis: int
+    maps: InkMaps,
+    span: tuple[int, int],
+    bands: list[tuple[int, int]],
+    axis: int,
+    fills: bool = True,
 ) -> list[float]:
-    """Rule and fill-edge positions along ``axis`` across the lattice's extent."""
+    """Rule (and, with ``fills``, fill-edge) positions along ``axis`` across
+    the lattice's extent."""
     reach_lo = max(0, bands[0][0] - 2 * (bands[-1][1] - bands[0][0]) // max(1, len(bands)) - 2)
     reach_hi = bands[-1][1] + 2 * (bands[-1][1] - bands[0][0]) // max(1, len(bands)) + 2
-    return _rule_cuts(maps, (reach_lo, reach_hi), span, axis)
+    return _rule_cuts(maps, (reach_lo, reach_hi), span, axis, fills)
 
 
 def _rule_cuts(
-    maps: InkMaps, along: tuple[int, int], across: tuple[int, int], axis: int
+    maps: InkMaps, along: tuple[int, int], across: tuple[int, int], axis: int, fills: bool = True
 ) -> list[float]:
     """Positions along ``axis`` (page pixels, within ``along``) of the rules
-    and fill edges that run across most of ``across``."""
+    and (with ``fills``) fill edges that run across most of ``across``."""
     lo, hi = along
     a, b = across
     if axis == 0:
-        rules = maps.rules_h[lo:hi, a:b] | maps.steps_h[lo:hi, a:b]
+        rules = maps.rules_h[lo:hi, a:b]
+        if fills:
+            rules = rules | maps.steps_h[lo:hi, a:b]
         cover = cv2.dilate(rules, np.ones((3, 1), np.uint8)).mean(axis=1)
     else:
-        rules = maps.rules_v[a:b, lo:hi] | maps.steps_v[a:b, lo:hi]
+        rules = maps.rules_v[a:b, lo:hi]
+        if fills:
+            rules = rules | maps.steps_v[a:b, lo:hi]
         cover = cv2.dilate(rules, np.ones((1, 3), np.uint8)).mean(axis=0)
     if cover.size == 0:
         return []
@@ -350,10 +368,20 @@ def _apart(cuts: list[float], gap: float) -> list[float]:
 
 
 def _edges(
-    bands: list[tuple[int, int]], cuts: list[float], th: float, regular: bool
+    bands: list[tuple[int, int]],
+    cuts: list[float],
+    th: float,
+    regular: bool,
+    rules: list[float] | None = None,
 ) -> list[float]:
     """Edges around and between bands: a rule or fill edge in a gap where there
-    is one, else the gap's middle; the outer edges as far out as half a gap."""
+    is one, else the gap's middle; the outer edges as far out as half a gap.
+
+    Given the ``rules`` among ``cuts``, an outer fill edge must lie well out
+    from the band: a row's padding sits evenly above and below its text, and
+    a fill edge that hugs the text (:data:`_HUGGING` of half a gap) is a row
+    of badge pills' own, which cut there leaves the pills cut through.
+    """
     centres = [(a + b) / 2.0 for a, b in bands]
     gaps = [b[0] - a[1] for a, b in itertools.pairwise(bands)]
     pitch = float(np.median(np.diff(centres))) if len(bands) >= 2 else 2.0 * th
@@ -361,7 +389,11 @@ def _edges(
     half = float(np.median(single)) / 2.0 if single else 0.5 * th
     edges = []
     first, last = bands[0][0], bands[-1][1]
-    outer = [c for c in cuts if first - 2.5 * half - 2 <= c < first]
+
+    def far(c: float, band_end: float) -> bool:
+        return rules is None or c in rules or abs(c - band_end) >= _HUGGING * half
+
+    outer = [c for c in cuts if first - 2.5 * half - 2 <= c < first and far(c, first)]
     edges.append(max(outer) if outer else first - half)
     for (a, b), step in zip(itertools.pairwise(bands), np.diff(centres), strict=True):
         inside = [c for c in cuts if a[1] <= c <= b[0]]
@@ -379,6 +411,6 @@ def _edges(
             # Empty rows between: evenly spaced, from just after a to just before b.
             top, bottom = a[1] + half, b[0] - half
             edges.extend(top + (bottom - top) * j / (k - 1) for j in range(k))
-    outer = [c for c in cuts if last < c <= last + 2.5 * half + 2]
+    outer = [c for c in cuts if last < c <= last + 2.5 * half + 2 and far(c, last)]
     edges.append(min(outer) if outer else last + half)
     return edges
