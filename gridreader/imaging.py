@@ -206,7 +206,12 @@ def _unwrap_in(gray: np.ndarray, pieces: Pieces, cut: bool) -> np.ndarray:
     if text_px < _BADGE_TEXT_MIN * core_px and not _has_tall_mark(text, bh):
         return gray
     ground = inside[(core > 0) & ~text].astype(np.int16)
-    if np.count_nonzero(np.abs(ground - colour) <= _FLAT) < _BADGE_FLAT * ground.size:
+    # Flat within a share of the digits' contrast: JPEG speckles a small,
+    # saturated badge by a fifth of it or more, and hand-drawn ink is
+    # unevener still.
+    contrast = abs(int(np.median(inside[text])) - colour)
+    flat = max(_FLAT, _FLAT_SHARE * contrast)
+    if np.count_nonzero(np.abs(ground - colour) <= flat) < _BADGE_FLAT * ground.size:
         return gray
     inside[core == 0] = colour
     return inside
@@ -250,6 +255,7 @@ _WIDE = 1.25
 _STROKE_WIDE = 0.2
 _BADGE_TEXT_WIDE = 0.4
 _FLAT = 10
+_FLAT_SHARE = 0.2
 _BADGE_FLAT = 0.75
 _CONVEX_OUTLINE = 0.93
 _BADGE_COVER = 0.03

@@ -437,3 +437,28 @@ def test_components_are_opencvs_default_components(density: float) -> None:
         assert got[0] == want[0]
         for a, b in zip(got[1:], want[1:], strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_small_badge_speckled_by_jpeg_is_still_a_badge() -> None:
+    # A 20 px circle of white 9 px digits, saved as a quality-60 JPEG (a
+    # screenshot stored small): its ground is speckled by a fifth of the
+    # digits' contrast, and was taken for hand-drawn ink, so the network
+    # read the circle as a "0". Noise of that size in a plain solid circle
+    # is still no number.
+    font = ImageFont.truetype(str(FONT), 9)
+    for fill in ((118, 118, 118), (23, 121, 186)):
+        img = Image.new("RGB", (56, 44), (255, 255, 255))
+        d = ImageDraw.Draw(img)
+        d.ellipse((18, 12, 38, 32), fill=fill)
+        d.text((28, 22), "25", (255, 255, 255), font, "mm")
+        ok, jpg = cv2.imencode(".jpg", np.asarray(img)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 60])
+        assert ok
+        gray = to_gray(cv2.imdecode(jpg, cv2.IMREAD_COLOR)[:, :, ::-1].copy())
+        inside = unwrap_badge(gray)
+        assert inside is not gray and inside.shape[0] <= 22, fill
+    rng = np.random.default_rng(5)
+    solid = np.full((44, 56), 255, np.uint8)
+    cv2.circle(solid, (28, 22), 10, 118, -1)
+    noisy = np.clip(solid + (solid < 200) * rng.normal(0, 12, solid.shape), 0, 255)
+    noisy = noisy.astype(np.uint8)
+    assert unwrap_badge(noisy) is noisy
