@@ -223,3 +223,35 @@ def test_a_heading_above_a_ruled_table_is_not_a_row() -> None:
     for spec, page in zip(specs, render_pages(specs, CHROMIUM, CHROMEDRIVER), strict=True):
         image = np.asarray(Image.open(io.BytesIO(page.data)).convert("RGB"))
         assert find_grid(image).shape == (len(_VALUES), len(_VALUES[0])), spec.font
+
+
+@pytest.mark.browser
+def test_a_probe_window_around_one_row_gives_way_to_the_whole_page() -> None:
+    # Spectre's page: a wide table of 11 px monospace digits in roomy cells
+    # under rules between rows, a heading, a sentence and a footer. On the
+    # small probe copy only the last row's rules stood out; the window
+    # around them held one row, found as a table of one row and three
+    # columns. A window grid of one row or column is not trusted now.
+    values = (
+        ("", "25", "14", "6", ""),
+        ("2", "18", "3", "10", "36"),
+        ("", "18", "27", "2", "2"),
+        ("", "4", "34", "3", "11"),
+        ("", "", "21", "2", ""),
+        ("36", "35", "16", "5", "34"),
+        ("1", "33", "16", "8", "17"),
+        ("", "16", "15", "19", ""),
+    )
+    spec = PageSpec(
+        name="spectre-wide",
+        split="unseen",
+        css="spectre.min.css",
+        family="page",
+        font="Anonymous Pro",
+        font_px=11,
+        scale=1.0,
+        values=values,
+    )
+    (page,) = render_pages([spec], CHROMIUM, CHROMEDRIVER)
+    image = np.asarray(Image.open(io.BytesIO(page.data)).convert("RGB"))
+    assert find_grid(image).shape == (8, 5)

@@ -224,7 +224,9 @@ def _find_in_window(image: np.ndarray, window: Region, factor: float) -> Grid | 
         rows, cols, style = _search(work, to_gray(work), factor, None)
     except NoTableError:
         return None
-    if style == "text":
+    # A single row or column is a piece of the table the probe saw (a
+    # footer's rule, the last row under it): the whole page is searched.
+    if style == "text" or len(rows) < 3 or len(cols) < 3:
         return None
     hw, ww = work.shape[:2]
     cut = (x0 > 0, y0 > 0, x1 < image.shape[1], y1 < image.shape[0])
