@@ -377,10 +377,11 @@ def _edges(
     """Edges around and between bands: a rule or fill edge in a gap where there
     is one, else the gap's middle; the outer edges as far out as half a gap.
 
-    Given the ``rules`` among ``cuts``, an outer fill edge must lie well out
-    from the band: a row's padding sits evenly above and below its text, and
-    a fill edge that hugs the text (:data:`_HUGGING` of half a gap) is a row
-    of badge pills' own, which cut there leaves the pills cut through.
+    Given the ``rules`` alone (``cuts`` holds the fill edges too), an outer
+    edge is a rule, or a fill edge well out from the band: a row's padding
+    sits evenly above and below its text, and a fill edge that hugs the
+    text (:data:`_HUGGING` of half a gap) is a row of badge pills' own,
+    which cut there leaves the pills cut through.
     """
     centres = [(a + b) / 2.0 for a, b in bands]
     gaps = [b[0] - a[1] for a, b in itertools.pairwise(bands)]
@@ -390,10 +391,10 @@ def _edges(
     edges = []
     first, last = bands[0][0], bands[-1][1]
 
-    def far(c: float, band_end: float) -> bool:
-        return rules is None or c in rules or abs(c - band_end) >= _HUGGING * half
-
-    outer = [c for c in cuts if first - 2.5 * half - 2 <= c < first and far(c, first)]
+    hug = 0.0 if rules is None else _HUGGING * half
+    ends = rules or []
+    outer = [c for c in cuts if first - 2.5 * half - 2 <= c < first and first - c >= hug]
+    outer += [c for c in ends if first - 2.5 * half - 2 <= c < first]
     edges.append(max(outer) if outer else first - half)
     for (a, b), step in zip(itertools.pairwise(bands), np.diff(centres), strict=True):
         inside = [c for c in cuts if a[1] <= c <= b[0]]
@@ -411,6 +412,7 @@ def _edges(
             # Empty rows between: evenly spaced, from just after a to just before b.
             top, bottom = a[1] + half, b[0] - half
             edges.extend(top + (bottom - top) * j / (k - 1) for j in range(k))
-    outer = [c for c in cuts if last < c <= last + 2.5 * half + 2 and far(c, last)]
+    outer = [c for c in cuts if last < c <= last + 2.5 * half + 2 and c - last >= hug]
+    outer += [c for c in ends if last < c <= last + 2.5 * half + 2]
     edges.append(min(outer) if outer else last + half)
     return edges
