@@ -16,7 +16,7 @@ from gridreader.grid.lattice import (
     pick_block,
     prose_lines,
 )
-from gridreader.grid.score import drop_letter_header, score_grid
+from gridreader.grid.score import GridScore, drop_letter_header, score_grid
 from gridreader.grid.tokens import Token, find_tokens
 from gridreader.imaging import to_gray
 
@@ -165,21 +165,32 @@ def test_a_lattice_of_a_fragment_does_not_replace_the_structure(
     # lattice of the one clean row none. Holding 2 of the structure's 5
     # numbers, the lattice is a fragment and the structure stays; holding
     # 3, it mends the lines as before.
-    import gridreader.grid.find as find
-    from gridreader.grid.score import GridScore
-
     structural = ([0.0, 40.0, 80.0, 120.0, 160.0, 200.0], [0.0, 60.0, 120.0], "structured")
     lattice = ([80.0, 120.0], [0.0, 60.0, 120.0])
     mine = GridScore(5, 0, 0, text_rows=1, empty_lines=1, missed=0)
-    monkeypatch.setattr(find, "find_tokens", lambda *a: [])
+    for theirs, kept in ((2, "structured"), (3, "lattice")):
+        got = _chosen(monkeypatch, structural, lattice, mine, GridScore(theirs, 0, 0, 0, 0, 0))
+        assert got == kept
+
+
+def _chosen(
+    monkeypatch: pytest.MonkeyPatch,
+    structural: tuple[list[float], list[float], str],
+    lattice: tuple[list[float], list[float]],
+    mine: GridScore,
+    theirs: GridScore,
+) -> str:
+    """Which candidate ``find._best_candidate`` keeps when the structure
+    scores ``mine`` and the lattice ``theirs`` (neither ruled through)."""
+    import gridreader.grid.find as find
+
+    scores = iter([mine, theirs])
     monkeypatch.setattr(find, "lattice_edges", lambda *a: lattice)
+    monkeypatch.setattr(find, "score_grid", lambda *a: next(scores))
+    monkeypatch.setattr(find, "_ruled_through", lambda *a: 0)
     img = page(header=False)
     gray = to_gray(img)
-    maps = measure_ink(img, gray)
-    for theirs, kept in ((2, "structured"), (3, "lattice")):
-        scores = iter([mine, GridScore(theirs, 0, 0, 0, 0, 0)])
-        monkeypatch.setattr(find, "score_grid", lambda *a, s=scores: next(s))
-        assert find._best_candidate(maps, gray, structural)[2] == kept
+    return find._best_candidate(measure_ink(img, gray), gray, structural, [])[2]
 
 
 def test_a_header_word_of_touching_letters_is_a_word() -> None:
@@ -387,21 +398,11 @@ def test_a_structure_that_crowds_numbers_gives_way_to_a_lattice_that_parts_them(
     # cells, the lattice each number in a cell of its own, with the same
     # whole-line faults (none). The lattice is the table; against a
     # structure that crowds one cell only, the structure stays.
-    import gridreader.grid.find as find
-    from gridreader.grid.score import GridScore
-
     structural = ([0.0, 40.0, 80.0, 120.0, 160.0], [0.0, 120.0, 180.0], "structured")
     lattice = ([0.0, 40.0, 80.0, 120.0, 160.0], [0.0, 60.0, 120.0, 180.0])
-    monkeypatch.setattr(find, "find_tokens", lambda *a: [])
-    monkeypatch.setattr(find, "lattice_edges", lambda *a: lattice)
-    img = page(header=False)
-    gray = to_gray(img)
-    maps = measure_ink(img, gray)
     for crowded, kept in ((4, "lattice"), (1, "structured")):
-        scores = iter([GridScore(12, 0, crowded, 0, 0, 0), GridScore(12, 0, 0, 0, 0, 0)])
-        monkeypatch.setattr(find, "score_grid", lambda *a, s=scores: next(s))
-        monkeypatch.setattr(find, "_ruled_through", lambda *a: 0)
-        assert find._best_candidate(maps, gray, structural)[2] == kept
+        mine = GridScore(12, 0, crowded, 0, 0, 0)
+        assert _chosen(monkeypatch, structural, lattice, mine, GridScore(12, 0, 0, 0, 0, 0)) == kept
 
 
 def test_a_line_of_prose_parts_the_numbers_above_it_from_the_table() -> None:

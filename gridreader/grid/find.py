@@ -331,12 +331,10 @@ def _best_candidate(
     maps: InkMaps,
     gray: np.ndarray,
     structural: tuple[list[float], list[float], str],
-    tokens: list[Token] | None = None,
+    tokens: list[Token],
 ) -> tuple[list[float], list[float], str]:
     """The structural grid, or the lattice of the numbers when it explains
-    the picture's tokens (found here unless given) better."""
-    if tokens is None:
-        tokens = find_tokens(maps.glyphs, maps.text_h, gray)
+    the picture's ``tokens`` better."""
     lattice = lattice_edges(maps, tokens)
     if lattice is None:
         if structural[2] == "text" and len(structural[0]) >= 2 and len(structural[1]) >= 2:
