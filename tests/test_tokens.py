@@ -427,6 +427,21 @@ def test_a_line_of_prose_parts_the_numbers_above_it_from_the_table() -> None:
     ]
 
 
+def test_a_header_row_of_words_parts_a_caption_above_it_from_the_table() -> None:
+    # A caption in italics ("... by spin") whose two words pass for numbers,
+    # then a header row ("Spin", "Dozen": one word, one token that is
+    # neither, no number), then the table. Headers lead a table: the
+    # caption line above one is no row of it.
+    rows = [[_token(x, y, 16, 20) for x in (10, 110)] for y in (120, 155, 190, 225)]
+    caption = [_token(10, 54, 16, 13), _token(110, 54, 16, 13)]
+    header = [Token((88, 77, 129, 87), 5, False, True, 1.0), Token((29, 77, 56, 93), 2, False)]
+    assert prose_lines([header]) == (83.5,)
+    assert prose_lines([[*rows[0], Token((150, 120, 200, 140), 5, False, True, 1.0)]]) == ()
+    lines = [caption, *rows]
+    assert len(pick_block(lines)) == 5
+    assert len(pick_block(lines, None, prose_lines([header]))) == 4
+
+
 def _glyph_token(x: int, y: int, glyphs: int) -> Token:
     return Token((x, y, x + 8 * glyphs, y + 20), glyphs, True, False, 1.0)
 
@@ -467,3 +482,40 @@ def test_a_fill_edge_that_hugs_the_first_rows_text_is_no_outer_edge() -> None:
     assert _edges(bands, [96.0], 10.0, True, rules=[96.0])[0] == 96.0
     # Below the last row alike.
     assert _edges(bands, [204.0], 10.0, True, rules=[])[-1] == 210.0
+
+
+LIBERATION = Path("/usr/share/fonts/truetype/liberation")
+
+
+@pytest.mark.parametrize("size", [16, 20])
+def test_one_digit_numbers_weigh_as_the_rest_and_bold_weighs_more(size: int) -> None:
+    # A borderless two-column table whose first row is "8 8": an outline
+    # map fills the small counters of an "8", and that first row once
+    # weighed 1.75 times the body and was dropped as a bold header.
+    regular = ImageFont.truetype(str(LIBERATION / "LiberationSans-Regular.ttf"), size)
+    bold = ImageFont.truetype(str(LIBERATION / "LiberationSans-Bold.ttf"), size)
+    rows = [("8", "8"), ("11", "11"), ("10", ""), ("6", "3"), ("4", "2"), ("27", "4")]
+    pitch = 2 * size + 8
+
+    def lines_of(first_font: ImageFont.FreeTypeFont) -> list[list[Token]]:
+        img = Image.new("RGB", (6 * size, pitch * (len(rows) + 1)), "white")
+        d = ImageDraw.Draw(img)
+        for r, pair in enumerate(rows):
+            for c, text in enumerate(pair):
+                font = first_font if r == 0 else regular
+                d.text(
+                    (size // 2 + 3 * size * c, size // 2 + pitch * r), text, font=font, fill="black"
+                )
+        gray = to_gray(np.asarray(img))
+        maps = measure_ink(np.asarray(img), gray)
+        lines = number_lines(group_lines(find_tokens(maps.glyphs, maps.text_h, gray), maps.text_h))
+        assert len(lines) == len(rows)
+        return lines
+
+    lines = lines_of(regular)
+    assert len(pick_block(lines)) == len(rows)
+    body = np.median([t.weight for line in lines[1:] for t in line])
+    assert np.median([t.weight for t in lines[0]]) < 1.15 * body
+    heavy = lines_of(bold)
+    assert np.median([t.weight for t in heavy[0]]) >= 1.3 * body
+    assert len(pick_block(heavy)) == len(rows) - 1

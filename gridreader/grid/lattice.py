@@ -111,12 +111,14 @@ def _lines_of_height(lines: list[list[Token]], digit_h: float) -> list[list[Toke
 
 def prose_lines(lines: list[list[Token]]) -> tuple[float, ...]:
     """The heights of the lines that are words: two or more of them, wider
-    together than the line's numbers (a sentence, a heading, a caption)."""
+    together than the line's numbers (a sentence, a heading, a caption), or
+    words and no number at all (a header row: headers lead a table, so a
+    number line above one is a caption's)."""
     out = []
     for line in lines:
         words = [t.box[2] - t.box[0] for t in line if t.word]
         numbers = sum(t.box[2] - t.box[0] for t in line if t.number)
-        if len(words) >= 2 and sum(words) > numbers:
+        if (len(words) >= 2 and sum(words) > numbers) or (words and numbers == 0):
             out.append(_middle(line))
     return tuple(out)
 

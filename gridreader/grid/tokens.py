@@ -32,8 +32,8 @@ class Token:
         word: shaped like a printed word (more glyphs, or wider, than a
             number; no taller than a line of print). Tokens that are
             neither (handwriting, big titles, specks) count for no side.
-        weight: stroke width in px (ink area over half the outline
-            length); bold print is about 1.5 times regular.
+        weight: stroke width in px (see :func:`stroke_weight`); bold
+            print is about 1.3-1.8 times regular.
     """
 
     box: tuple[int, int, int, int]
@@ -119,7 +119,7 @@ def find_tokens(glyphs: np.ndarray, text_h: float, gray: np.ndarray) -> list[Tok
         number = not wide and 0.5 * text_h <= th <= 1.6 * text_h
         # Ascenders and descenders make a word at most ~1.3 digit heights tall.
         word = wide and 0.5 * text_h <= th <= 1.4 * text_h
-        weight = stroke_weight(gray[y0:y1, x0:x1], int(np.count_nonzero(piece)))
+        weight = stroke_weight(gray, (x0, y0, x1, y1))
         out.append(Token((x0, y0, x1, y1), count, number, word, weight))
     return out
 
@@ -154,12 +154,30 @@ def _ink_mask(gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return ink[y0 - a : y1 - a, x0 - b : x1 - b]
 
 
-def stroke_weight(patch: np.ndarray, outline: int) -> float:
-    """Stroke width of the print in ``patch``: its ink area (the minority side
-    of an Otsu split, so either polarity) over half its outline length."""
-    if patch.size == 0 or outline == 0:
+def stroke_weight(gray: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """Stroke width in px of the print in ``box`` of ``gray``: its ink
+    coverage over half its contour length.
+
+    Coverage counts each pixel by how far it lies from the ground toward the
+    print's darkest tenth, so anti-aliased edges weigh what they cover and
+    a 1 px stroke weighs about 1, not the 2 a pixel mask gives it. The
+    contours of the print's mask (counters included) run twice along every
+    stroke whatever its width. An edge map would not do: it fills the small
+    counters of an "8" and made a line of one-digit numbers look bold.
+    """
+    ink = _ink_mask(gray, box)
+    x0, y0, x1, y1 = box
+    patch = gray[y0:y1, x0:x1].astype(np.float32)
+    on = ink > 0
+    if patch.size == 0 or not on.any() or on.all():
         return 0.0
-    _, ink = cv2.threshold(patch, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    area = int(np.count_nonzero(ink))
-    area = min(area, patch.size - area)
-    return 2.0 * area / outline
+    ground = float(np.median(patch[~on]))
+    values = patch[on]
+    # The print's extreme tenth, toward whichever side it lies of the ground.
+    full = float(np.percentile(values, 10 if values.mean() < ground else 90))
+    if abs(full - ground) < 1.0:
+        return 0.0
+    cover = np.clip((patch - ground) / (full - ground), 0.0, 1.0)
+    contours, _ = cv2.findContours(ink.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    length = sum(cv2.arcLength(c, True) for c in contours)
+    return 2.0 * float(cover.sum()) / max(length, 1.0)
