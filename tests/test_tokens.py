@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from gridreader.grid import find_grid
 from gridreader.grid.ink import measure_ink
 from gridreader.grid.lattice import (
     group_lines,
     lattice_edges,
     number_lines,
+    padding_row,
     pick_block,
     prose_lines,
 )
@@ -250,17 +253,23 @@ def test_a_short_empty_row_between_rules_is_a_row(short: int) -> None:
     assert abs(top - rules[short]) <= 3 and abs(bottom - rules[short + 1]) <= 3
 
 
-def test_a_gap_off_the_pitch_without_rules_still_splits() -> None:
-    # Rows 1.45 pitches apart with nothing between them are two blocks:
-    # only rules vouch for a row there.
+def test_a_gap_off_the_pitch_is_a_row_where_rules_or_exact_spacing_vouch() -> None:
+    # Rows 1.45 pitches apart: the rules in the gap make it a row, and so
+    # does the exact spacing of the other rows (a padding-only empty row,
+    # see the test below); with the spacing uneven the gap parts two blocks.
     img, _ = rules_only_table(3)
     gray = to_gray(img)
     maps = measure_ink(img, gray)
     lines = number_lines(group_lines(find_tokens(maps.glyphs, maps.text_h, gray), maps.text_h))
     rows = [line for line in lines if line[0].box[1] > 230]
     assert len(rows) == 8
-    assert len(pick_block(rows)) == 5
     assert len(pick_block(rows, maps)) == 8
+    assert len(pick_block(rows)) == 8
+    uneven = [
+        [Token((t.box[0], t.box[1] + s, t.box[2], t.box[3] + s), *astuple(t)[1:]) for t in line]
+        for line, s in zip(rows, (0, 2, 8, 8, 14, 16, 24, 26), strict=True)
+    ]
+    assert len(pick_block(uneven)) == 5
 
 
 MONO = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
@@ -519,3 +528,40 @@ def test_one_digit_numbers_weigh_as_the_rest_and_bold_weighs_more(size: int) -> 
     heavy = lines_of(bold)
     assert np.median([t.weight for t in heavy[0]]) >= 1.3 * body
     assert len(pick_block(heavy)) == len(rows) - 1
+
+
+def test_an_empty_row_only_its_padding_tall_is_a_row() -> None:
+    # A borderless web table: rows 40 px apart, and an empty row whose
+    # padding alone (16 px) sets the last two lines 56 px apart. Lines set
+    # apart by 1.4 pitches among steps that vary (handwriting) stay parted.
+    steps = np.array([40.0] * 9 + [56.0])
+    assert padding_row(56.0, steps)
+    assert not padding_row(80.0, np.array([40.0] * 9 + [80.0]))
+    assert not padding_row(56.0, np.array([34.0, 44.0, 40.0, 37.0, 46.0, 56.0]))
+    img = Image.new("RGB", (300, 520), "white")
+    d = ImageDraw.Draw(img)
+    font = ImageFont.truetype(str(FONT), 16)
+    values = [[(r * 11 + c * 7) % 37 for c in range(3)] for r in range(10)]
+    for r, row in enumerate([*values, None, [None, 1, 14]]):
+        y = 20 + 40 * r - (24 if r == 11 else 0)
+        for c, v in enumerate(row or []):
+            if v is not None:
+                d.text((20 + 70 * c, y), str(v), font=font, fill="black")
+    grid = find_grid(np.asarray(img))
+    assert (len(grid.row_edges) - 1, len(grid.col_edges) - 1) == (12, 3)
+
+
+def test_a_missed_row_is_weighed_as_a_line() -> None:
+    # A last line of "1" and "14" under the grid: a crisp vertical "1"
+    # alone weighs 1.35 times the body, but the line is no bold header.
+    body = [
+        Token((x, y, x + 16, y + 14), 2, True, False, 1.38)
+        for x in (20, 90, 160)
+        for y in (20, 60, 100, 140)
+    ]
+    below = [
+        Token((95, 180, 100, 194), 1, True, False, 1.86),
+        Token((160, 180, 176, 194), 2, True, False, 1.43),
+    ]
+    rows, cols = [0.0, 40.0, 80.0, 120.0, 160.0], [0.0, 60.0, 130.0, 200.0]
+    assert score_grid([*body, *below], [], rows, cols).missed == 2

@@ -178,6 +178,7 @@ def pick_block(
         parted = any(tops[i - 1] < y < tops[i] for y in prose)
         if not parted and (
             (1 <= k <= _MAX_PITCHES and abs(step / pitch - k) <= _PITCH_TOLERANCE * k)
+            or padding_row(step, steps)
             or (
                 maps is not None
                 and 1 + _PITCH_TOLERANCE < step / pitch <= _MAX_PITCHES
@@ -189,6 +190,31 @@ def pick_block(
             blocks.append([i])
     best = max(blocks, key=lambda b: sum(len(lines[i]) for i in b))
     return _drop_straddling(_drop_bold_header([lines[i] for i in best]), pitch)
+
+
+def padding_row(step: float, steps: np.ndarray) -> bool:
+    """Whether a gap of ``step`` between two lines, among lines set ``steps``
+    apart, holds an empty row only its padding tall.
+
+    A web table's empty row has no line box: it is only its padding tall,
+    and the lines around it stand 1.2-1.75 pitches apart, no whole multiple.
+    Rendered rows are spaced exactly, so that is told only where at least
+    two other steps agree within :data:`_EXACT` (handwriting does not).
+    """
+    steps = np.asarray(steps, float)
+    others = steps[np.abs(steps - step) > 0.5]
+    if others.size < 2:
+        return False
+    pitch = float(np.median(others))
+    if pitch <= 0 or np.any(np.abs(others - pitch) > _EXACT * pitch):
+        return False
+    return bool(_PADDING_ROW[0] <= step / pitch <= _PADDING_ROW[1])
+
+
+# An empty row only its padding tall sets its neighbours this many pitches
+# apart, among steps that agree within this share.
+_PADDING_ROW = (1.2, 1.75)
+_EXACT = 0.04
 
 
 # Bold print is ~1.5 times as heavy as regular.
@@ -407,6 +433,10 @@ def _edges(
             # others): they are its edges. Fewer rules than the pitch asks
             # for (one lost to JPEG) leave the even spacing below in charge.
             edges.extend(apart)
+        elif k == 1 and regular and len(bands) >= 4 and padding_row(step, np.diff(centres)):
+            # An empty row only its padding tall: its edges are the padding
+            # of the rows around it.
+            edges.extend((a[1] + half, b[0] - half))
         elif k == 1:
             mid = (a[1] + b[0]) / 2.0
             edges.append(min(inside, key=lambda c: abs(c - mid)) if inside else mid)

@@ -122,7 +122,12 @@ def score_grid(
     # inside the grid or out. Headers lead; heavy rows lower down are the
     # table's own (a last row of badges, whose ground weighs as ink).
     body = print_weight([w for ws in weights for w in ws])
-    missed = sum(1 for t in _lined_up(outside, pc) if not body or t.weight < BOLD * body)
+    # Weighed line by line, not token by token: a crisp vertical "1" alone
+    # can weigh as bold.
+    missed = 0
+    for line in _lined_up(outside, pc).values():
+        if not body or float(np.median([t.weight for t in line])) < BOLD * body:
+            missed += len(line)
     heavy = [body > 0 and len(ws) > 0 and float(np.median(ws)) >= BOLD * body for ws in weights]
     lead = next((i for i, flag in enumerate(heavy) if not flag), len(heavy))
     texty[:lead] = True
@@ -132,15 +137,20 @@ def score_grid(
     return GridScore(explained, split, crowded, _outer_text_rows(texty), empty, missed)
 
 
-def _lined_up(outside: dict[tuple[str, int], list[Token]], pitch: float) -> list[Token]:
-    """The tokens beside the grid that could be a row or column it missed.
+def _lined_up(outside: dict[tuple[str, int], list[Token]], pitch: float) -> dict[str, list[Token]]:
+    """The tokens beside the grid that could be a row or column it missed,
+    by side.
 
     Numbers of a table stand a column pitch apart: a line beside the grid
     with two under half a pitch apart (and a space, not letter-spacing) is
     text, the letters of a caption in a face whose letters pass for digits.
     """
     texty = {side for (side, _), ts in outside.items() if _text_beside(ts, pitch)}
-    return [t for (side, _), ts in outside.items() if side not in texty for t in ts]
+    lines: dict[str, list[Token]] = {}
+    for (side, _), ts in outside.items():
+        if side not in texty:
+            lines.setdefault(side, []).extend(ts)
+    return lines
 
 
 def _text_beside(tokens: list[Token], pitch: float) -> bool:
