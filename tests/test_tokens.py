@@ -536,6 +536,8 @@ def test_an_empty_row_only_its_padding_tall_is_a_row() -> None:
     # apart by 1.4 pitches among steps that vary (handwriting) stay parted.
     steps = np.array([40.0] * 9 + [56.0])
     assert padding_row(56.0, steps)
+    # A line whose numbers were missed leaves a whole-pitch step among them.
+    assert padding_row(132.0, np.array([90.0, 90.0, 90.0, 181.0, 89.0, 132.0]))
     assert not padding_row(80.0, np.array([40.0] * 9 + [80.0]))
     assert not padding_row(56.0, np.array([34.0, 44.0, 40.0, 37.0, 46.0, 56.0]))
     img = Image.new("RGB", (300, 520), "white")

@@ -203,10 +203,12 @@ def padding_row(step: float, steps: np.ndarray) -> bool:
     """
     steps = np.asarray(steps, float)
     others = steps[np.abs(steps - step) > 0.5]
-    if others.size < 2:
+    if others.size < 2 or others.min() <= 0:
         return False
-    pitch = float(np.median(others))
-    if pitch <= 0 or np.any(np.abs(others - pitch) > _EXACT * pitch):
+    # Whole multiples (a line whose numbers were missed) count at their pitch.
+    per = others / np.maximum(1.0, np.round(others / others.min()))
+    pitch = float(np.median(per))
+    if np.any(np.abs(per - pitch) > _EXACT * pitch):
         return False
     return bool(_PADDING_ROW[0] <= step / pitch <= _PADDING_ROW[1])
 
