@@ -27,12 +27,13 @@ from gridreader.grid.rectify import (
     outline_transform,
 )
 from gridreader.imageio import load_image
-from gridreader.imaging import to_gray
+from gridreader.imaging import rendered_page, to_gray
 from gridreader.synth.photos import FAMILIES, render_photo, with_settings
 from gridreader.synth.tables import render_table
 from gridreader.types import Grid, PageBend
 
 PHOTOS = Path(__file__).resolve().parent.parent / "data" / "devset" / "photos"
+PICTURES = Path(__file__).resolve().parent / "data" / "photos"
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
 
@@ -258,3 +259,17 @@ def test_a_small_box_in_perspective_is_no_photographed_grid() -> None:
     d.line([(600, 420), (600, 500)], fill="black", width=3)
     d.line([(510, 460), (690, 460)], fill="black", width=3)
     assert find_grid(np.asarray(img)).shape == (8, 5)
+
+
+@pytest.mark.parametrize(
+    "family", ["puzzle-lowres", "puzzle-thin", "puzzle-tilt", "tally-print-lowres"]
+)
+def test_a_photographed_page_is_no_rendered_page(family: str) -> None:
+    # Only a rendered page skips the search for a photographed outline:
+    # paper's grain and shading keep a photo's pixels off a few flat fills.
+    photo = render_photo(family, seed=11)
+    assert not rendered_page(
+        to_gray(cv2.imdecode(np.frombuffer(photo.jpeg, np.uint8), cv2.IMREAD_COLOR))
+    )
+    for name in ("astronaut.jpg", "coffee.jpg"):
+        assert not rendered_page(to_gray(load_image(PICTURES / name)))

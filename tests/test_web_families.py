@@ -16,8 +16,9 @@ import pytest
 from chromium import CHROMEDRIVER, CHROMIUM
 from PIL import Image
 
-from capture.webpages import FAMILIES, PageSpec, Rendered, page_html, render_pages
+from capture.webpages import FAMILIES, PageSpec, Rendered, page_html, plan_pages, render_pages
 from gridreader.grid import cell_boxes, find_grid
+from gridreader.imaging import rendered_page, to_gray
 
 _VALUES = (
     ("7", "23", "", "0", "36"),
@@ -255,3 +256,16 @@ def test_a_probe_window_around_one_row_gives_way_to_the_whole_page() -> None:
     (page,) = render_pages([spec], CHROMIUM, CHROMEDRIVER)
     image = np.asarray(Image.open(io.BytesIO(page.data)).convert("RGB"))
     assert find_grid(image).shape == (8, 5)
+
+
+def test_a_striped_screenshot_is_not_searched_as_a_bent_photo() -> None:
+    # Foundation's striped table of 11 px Clear Sans, a 181x422 JPEG: the
+    # faint outer border and the stripes gave an outline whose top and bottom
+    # fitted as 22 px sags, and the "photographed" page's frame held a grid
+    # of 3 rows and 4 columns for 11 and 5. A rendered page (flat fills) is
+    # never searched as a photograph.
+    (spec,) = [s for s in plan_pages("unseen", 96, 10503) if s.name == "web-unseen-049"]
+    (page,) = render_pages([spec], CHROMIUM, CHROMEDRIVER)
+    image = np.asarray(Image.open(io.BytesIO(page.data)).convert("RGB"))
+    assert rendered_page(to_gray(image))
+    assert find_grid(image).shape == (11, 5)

@@ -35,7 +35,7 @@ from gridreader.grid.rectify import (
 from gridreader.grid.refuse import check_cells
 from gridreader.grid.score import drop_letter_header, score_grid
 from gridreader.grid.tokens import Token, find_tokens
-from gridreader.imaging import squeeze_gray, to_gray
+from gridreader.imaging import rendered_page, squeeze_gray, to_gray
 from gridreader.types import Grid, Shape
 
 _MAX_WORK_SIDE = 2400
@@ -94,7 +94,7 @@ def _find_any(image: np.ndarray) -> Grid:
     angle = estimate_skew(_resize(small_gray, factor / probe) if factor < probe else small_gray)
     # A ruled grid whose outline is no upright rectangle is photographed:
     # perspective and page sag are undone from its outline before the search.
-    photo = _find_in_photo(image, small_gray, probe)
+    photo = None if rendered_page(small_gray) else _find_in_photo(image, small_gray, probe)
     if photo is not None:
         return photo
     if angle == 0.0:
