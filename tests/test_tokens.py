@@ -567,3 +567,19 @@ def test_a_missed_row_is_weighed_as_a_line() -> None:
     ]
     rows, cols = [0.0, 40.0, 80.0, 120.0, 160.0], [0.0, 60.0, 130.0, 200.0]
     assert score_grid([*body, *below], [], rows, cols).missed == 2
+
+
+def test_a_row_past_a_padding_only_empty_row_is_missed_by_a_grid_without_it() -> None:
+    # Rows 40 px apart; a first row whose numbers sit 1.2 pitches above
+    # the grid's top edge (an empty row only its padding tall between):
+    # a grid without it missed a row.
+    body = [
+        Token((x, y, x + 16, y + 14), 2, True, False, 1.0)
+        for x in (20, 80)
+        for y in (113, 153, 193, 233)
+    ]
+    first = [Token((x, 45, x + 16, 59), 2, True, False, 1.0) for x in (20, 80)]
+    rows, cols = [100.0, 140.0, 180.0, 220.0, 260.0], [0.0, 60.0, 120.0]
+    assert score_grid([*body, *first], [], rows, cols).missed == 2
+    far = [Token((x, 25, x + 16, 39), 2, True, False, 1.0) for x in (20, 80)]
+    assert score_grid([*body, *far], [], rows, cols).missed == 0

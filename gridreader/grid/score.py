@@ -105,7 +105,7 @@ def score_grid(
         elif inside_y and c[0] - pc <= cx < c[-1] + pc:
             side = "left" if cx < c[0] else "right"
             outside.setdefault((side, int(np.searchsorted(r, cy))), []).append(t)
-        elif inside_x and r[0] - pr <= cy < r[-1] + pr:
+        elif inside_x and r[0] - _REACH * pr <= cy < r[-1] + _REACH * pr:
             side = "above" if cy < r[0] else "below"
             outside.setdefault((side, int(np.searchsorted(c, cx))), []).append(t)
     # Digits set apart by letter-spacing are two tokens of one number: only
@@ -135,6 +135,12 @@ def score_grid(
     # dropped row or column; most of one is.
     missed = missed if missed >= max(2.0, 0.6 * min(nr, nc)) else 0
     return GridScore(explained, split, crowded, _outer_text_rows(texty), empty, missed)
+
+
+# How far above or below the grid (in row pitches) a missed row's numbers
+# may lie: a row past an empty one only its padding tall (a web page's) is
+# over a pitch out.
+_REACH = 1.3
 
 
 def _lined_up(outside: dict[tuple[str, int], list[Token]], pitch: float) -> dict[str, list[Token]]:
