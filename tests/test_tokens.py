@@ -583,3 +583,26 @@ def test_a_row_past_a_padding_only_empty_row_is_missed_by_a_grid_without_it() ->
     assert score_grid([*body, *first], [], rows, cols).missed == 2
     far = [Token((x, 25, x + 16, 39), 2, True, False, 1.0) for x in (20, 80)]
     assert score_grid([*body, *far], [], rows, cols).missed == 0
+
+
+def test_an_empty_coloured_row_in_a_short_table_is_a_row() -> None:
+    # Three rows of numbers and, between the last two, an empty row of its
+    # own colour (a "danger" row), shorter than the others: the short
+    # table's pitch is the median of two steps, one of them the empty
+    # row's, so its gap is only 1.14 pitches; its two fill edges stand clear
+    # of the text around them.
+    img = Image.new("RGB", (130, 240), "white")
+    d = ImageDraw.Draw(img)
+    font = ImageFont.truetype(str(FONT), 20)
+    d.rectangle((15, 148, 114, 173), fill=(240, 150, 155))
+    d.rectangle((15, 174, 114, 234), fill=(60, 150, 110))
+    d.line((15, 78, 114, 78), fill=(225, 225, 225))
+    for y, pair, colour in (
+        (30, ("32", "5"), "black"),
+        (100, ("31", "31"), "black"),
+        (194, ("22", "10"), "white"),
+    ):
+        for x, text in zip((25, 75), pair, strict=True):
+            d.text((x, y), text, font=font, fill=colour)
+    grid = find_grid(np.asarray(img))
+    assert (len(grid.row_edges) - 1, len(grid.col_edges) - 1) == (4, 2)

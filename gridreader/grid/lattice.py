@@ -37,6 +37,9 @@ _CAPITALS = (1.15, 1.6)
 # An outer fill edge nearer its row's text than this share of half the gap
 # between rows hugs the text (a badge pill's edge).
 _HUGGING = 0.6
+# A gap this share of a pitch longer than the others can hold an empty row
+# whose own fill edges stand clear of the text around it.
+_EMPTY_BAND = 0.1
 # Tokens in a line before it may be told a run of letters (a caption of
 # four words is twenty).
 _LETTER_RUN = 8
@@ -435,6 +438,19 @@ def _edges(
             # others): they are its edges. Fewer rules than the pitch asks
             # for (one lost to JPEG) leave the even spacing below in charge.
             edges.extend(apart)
+        elif (
+            k == 1
+            and hug > 0
+            and step > (1 + _EMPTY_BAND) * pitch
+            and len(apart) >= 2
+            and apart[0] - a[1] >= hug
+            and b[0] - apart[-1] >= hug
+        ):
+            # Two edges well clear of both lines' text (not a row of pills'
+            # own): an empty row with a fill of its own lies between. In a
+            # short table the pitch is the median of a few steps, the empty
+            # row's among them, so the gap is less than a whole pitch more.
+            edges.extend((apart[0], apart[-1]))
         elif k == 1 and regular and len(bands) >= 4 and padding_row(step, np.diff(centres)):
             # An empty row only its padding tall: its edges are the padding
             # of the rows around it.
